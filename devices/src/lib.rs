@@ -1,0 +1,10 @@
+//! Device models for vmd.
+//!
+//! Nothing here knows about processes, hypervisors or sockets. A device gets a
+//! register access (a port read or write) or a queue notification, and acts
+//! through the small interfaces in [`bus`], [`irq`] and [`clock`], which the
+//! vm process implements on top of the real hypervisor.
+
+pub mod bus;
+pub mod clock;
+pub mod irq;
