@@ -22,9 +22,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 pub use error::{Error, Result};
 pub use header::{ImsgHdr, IBUF_READ_SIZE, IMSG_FD_MARK, IMSG_HEADER_SIZE, MAX_IMSGSIZE};
+pub use reader::Reader;
 pub use wire::WireStruct;
 
-use reader::Reader;
 use writer::Writer;
 
 /// One received message.

@@ -21,7 +21,9 @@ struct Partial {
     data: Vec<u8>,
 }
 
-pub(crate) struct Reader {
+/// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
+/// fuzzed and reused over other transports.
+pub struct Reader {
     /// Largest accepted message, header included.
     pub(crate) maxsize: usize,
     /// Header bytes of the next message, while fewer than 16 have arrived.
@@ -36,7 +38,7 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(maxsize: usize) -> Reader {
+    pub fn new(maxsize: usize) -> Reader {
         Reader {
             maxsize,
             hdr_bytes: Vec::with_capacity(IMSG_HEADER_SIZE),
@@ -50,7 +52,7 @@ impl Reader {
     /// Takes in one chunk of the stream and the fd that came with it.
     /// Complete messages become available through [`Reader::pop`]. On error
     /// nothing of the offending message is handed out.
-    pub(crate) fn ingest(&mut self, mut chunk: &[u8], fd: Option<OwnedFd>) -> Result<()> {
+    pub fn ingest(&mut self, mut chunk: &[u8], fd: Option<OwnedFd>) -> Result<()> {
         if let Some(fd) = fd {
             if self.pending_fd.is_some() {
                 return Err(Error::TooManyFds);
@@ -123,12 +125,12 @@ impl Reader {
         }
     }
 
-    pub(crate) fn pop(&mut self) -> Option<Imsg> {
+    pub fn pop(&mut self) -> Option<Imsg> {
         self.ready.pop_front()
     }
 
     /// Checks that the stream may end here.
-    pub(crate) fn eof(&mut self) -> Result<()> {
+    pub fn eof(&mut self) -> Result<()> {
         let buffered = self.hdr_bytes.len()
             + self
                 .partial
