@@ -10,4 +10,6 @@ pub mod bus;
 pub mod clock;
 pub mod irq;
 pub mod memory;
+pub mod pci;
 pub mod sys;
+pub mod virtio;
