@@ -3,9 +3,14 @@
 //! Nothing here knows about processes, hypervisors or sockets. A device gets a
 //! register access (a port read or write) or a queue notification, and acts
 //! through the small interfaces in [`bus`], [`irq`] and [`clock`], which the
-//! vm process implements on top of the real hypervisor.
+//! vm process implements on top of the real hypervisor. Guest memory is
+//! reached only through [`memory::GuestMemory`].
 
 pub mod bus;
 pub mod clock;
 pub mod dhcp;
 pub mod irq;
+pub mod memory;
+pub mod pci;
+pub mod sys;
+pub mod virtio;
