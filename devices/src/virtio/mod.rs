@@ -5,6 +5,7 @@
 //! features, configuration space and what a queue notification does).
 
 pub mod chain;
+pub mod net;
 pub mod pci;
 pub mod queue;
 pub mod rnd;
@@ -72,6 +73,12 @@ pub trait VirtioDevice: Send {
     /// true if buffers were used (the transport then raises the interrupt,
     /// unless the driver suppressed it).
     fn queue_notify(&mut self, index: u16, queue: &mut Queue, mem: &GuestMemory) -> bool;
+
+    /// Queues (a bit per index) that have new device-side work after the
+    /// last notification, e.g. a reply to deliver on another queue.
+    fn take_pending_queues(&mut self) -> u64 {
+        0
+    }
 
     /// The driver wrote status 0: forget per-driver state.
     fn reset(&mut self) {}

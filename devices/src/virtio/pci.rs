@@ -205,11 +205,38 @@ impl<D: VirtioDevice> VirtioPci<D> {
     }
 
     fn notify(&mut self, index: u16) {
-        let Some(queue) = self.queues.get_mut(usize::from(index)) else {
+        if usize::from(index) >= self.queues.len() {
             log::warn!("virtio_io_notify: invalid virtqueue index {index}");
             return;
-        };
-        if self.device.queue_notify(index, queue, &self.mem) && queue.needs_interrupt(&self.mem) {
+        }
+        self.service_queue(index);
+    }
+
+    /// Lets the device work on queue `index` as if the driver had kicked
+    /// it: for work that arrives from the host side, such as frames for a
+    /// network device's RX queue. Queues the device reports through
+    /// [`VirtioDevice::take_pending_queues`] are served next.
+    pub fn service_queue(&mut self, index: u16) {
+        let mut todo = 1u64 << index.min(63);
+        let mut interrupt = false;
+        // Bounded: each round serves every queue at most once.
+        for _ in 0..self.queues.len() {
+            if todo == 0 {
+                break;
+            }
+            for (i, queue) in self.queues.iter_mut().enumerate() {
+                if todo & (1 << i) == 0 {
+                    continue;
+                }
+                if self.device.queue_notify(i as u16, queue, &self.mem)
+                    && queue.needs_interrupt(&self.mem)
+                {
+                    interrupt = true;
+                }
+            }
+            todo = self.device.take_pending_queues();
+        }
+        if interrupt {
             self.raise(ISR_QUEUE);
         }
     }
