@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
     // Mostly small addresses so the rings often land in memory.
     let addr = |i: usize| {
         let a = u64_at(hdr, i);
-        if a & 1 << 63 != 0 { a } else { a % (MEM as u64 + 64) }
+        if a & 1 << 63 != 0 {
+            a
+        } else {
+            a % (MEM as u64 + 64)
+        }
     };
     q.set_desc_table(addr(4));
     q.set_avail_ring(addr(12));
