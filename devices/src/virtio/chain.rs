@@ -305,7 +305,7 @@ pub struct ChainReader<'a> {
     cursor: Cursor<'a>,
 }
 
-impl ChainReader<'_> {
+impl<'a> ChainReader<'a> {
     /// Bytes left to read.
     pub fn remaining(&self) -> u64 {
         self.cursor.remaining()
@@ -320,7 +320,7 @@ impl ChainReader<'_> {
     }
 
     /// The next `len` bytes as guest slices, for vectored writes to a file.
-    pub fn slices(&mut self, len: u64) -> Result<Vec<GuestSlice<'_>>, ChainIoError> {
+    pub fn slices(&mut self, len: u64) -> Result<Vec<GuestSlice<'a>>, ChainIoError> {
         let mem = self.mem;
         let mut out = Vec::new();
         self.cursor.take(len, |addr, n, _| {
@@ -337,7 +337,7 @@ pub struct ChainWriter<'a> {
     cursor: Cursor<'a>,
 }
 
-impl ChainWriter<'_> {
+impl<'a> ChainWriter<'a> {
     /// Room left to write.
     pub fn remaining(&self) -> u64 {
         self.cursor.remaining()
@@ -352,7 +352,7 @@ impl ChainWriter<'_> {
     }
 
     /// The next `len` bytes as guest slices, for vectored reads from a file.
-    pub fn slices(&mut self, len: u64) -> Result<Vec<GuestSlice<'_>>, ChainIoError> {
+    pub fn slices(&mut self, len: u64) -> Result<Vec<GuestSlice<'a>>, ChainIoError> {
         let mem = self.mem;
         let mut out = Vec::new();
         self.cursor.take(len, |addr, n, _| {
@@ -360,5 +360,165 @@ impl ChainWriter<'_> {
             Ok(())
         })?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryRange;
+
+    const TABLE: u64 = 0x1000;
+
+    fn mem() -> GuestMemory {
+        GuestMemory::new_anonymous(&[MemoryRange::new(0, 0x10000)]).unwrap()
+    }
+
+    fn desc(mem: &GuestMemory, table: u64, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let at = table + 16 * u64::from(i);
+        mem.write_u64(at, addr).unwrap();
+        mem.write_u32(at + 8, len).unwrap();
+        mem.write_u16(at + 12, flags).unwrap();
+        mem.write_u16(at + 14, next).unwrap();
+    }
+
+    #[test]
+    fn splits_readable_and_writable_in_order() {
+        let m = mem();
+        desc(&m, TABLE, 3, 0x4000, 16, VRING_DESC_F_NEXT, 5);
+        desc(
+            &m,
+            TABLE,
+            5,
+            0x5000,
+            512,
+            VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
+            1,
+        );
+        desc(&m, TABLE, 1, 0x6000, 1, VRING_DESC_F_WRITE, 0);
+        let c = Chain::parse(&m, TABLE, 8, 3, false).unwrap();
+        assert_eq!(c.head(), 3);
+        assert_eq!(
+            c.readable(),
+            &[Descriptor {
+                addr: 0x4000,
+                len: 16
+            }]
+        );
+        assert_eq!(c.writable().len(), 2);
+        assert_eq!((c.readable_len(), c.writable_len()), (16, 513));
+    }
+
+    #[test]
+    fn indirect_tables_only_when_negotiated_and_well_formed() {
+        let m = mem();
+        let ind = 0x3000;
+        desc(&m, ind, 0, 0x4000, 16, VRING_DESC_F_NEXT, 2);
+        desc(&m, ind, 2, 0x5000, 32, VRING_DESC_F_WRITE, 0);
+        desc(&m, TABLE, 0, ind, 48, VRING_DESC_F_INDIRECT, 0);
+        assert_eq!(
+            Chain::parse(&m, TABLE, 4, 0, false),
+            Err(ChainError::IndirectNotNegotiated)
+        );
+        let c = Chain::parse(&m, TABLE, 4, 0, true).unwrap();
+        assert_eq!((c.readable_len(), c.writable_len()), (16, 32));
+        // Ragged, empty, out-of-memory and NEXT-chained indirect tables.
+        for (addr, len, flags) in [
+            (ind, 40, VRING_DESC_F_INDIRECT),
+            (ind, 0, VRING_DESC_F_INDIRECT),
+            (0xfff0, 32, VRING_DESC_F_INDIRECT),
+            (ind, 48, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT),
+        ] {
+            desc(&m, TABLE, 0, addr, len, flags, 1);
+            assert!(
+                Chain::parse(&m, TABLE, 4, 0, true).is_err(),
+                "{addr:x} {len} {flags}"
+            );
+        }
+        // An indirect descriptor inside an indirect table.
+        desc(&m, ind, 2, 0x3000, 48, VRING_DESC_F_INDIRECT, 0);
+        desc(&m, TABLE, 0, ind, 48, VRING_DESC_F_INDIRECT, 0);
+        assert_eq!(
+            Chain::parse(&m, TABLE, 4, 0, true),
+            Err(ChainError::BadIndirect)
+        );
+        // A loop inside the indirect table is cut at the queue size.
+        desc(&m, ind, 2, 0x5000, 32, VRING_DESC_F_NEXT, 0);
+        assert!(matches!(
+            Chain::parse(&m, TABLE, 4, 0, true),
+            Err(ChainError::TooLong { .. })
+        ));
+        // Next index beyond the indirect table.
+        desc(&m, ind, 2, 0x5000, 32, VRING_DESC_F_NEXT, 3);
+        assert!(matches!(
+            Chain::parse(&m, TABLE, 4, 0, true),
+            Err(ChainError::IndexOutOfRange { index: 3, size: 3 })
+        ));
+    }
+
+    #[test]
+    fn a_full_length_chain_is_fine_one_more_is_a_loop() {
+        let m = mem();
+        for i in 0..16u16 {
+            desc(
+                &m,
+                TABLE,
+                i,
+                0x4000 + u64::from(i),
+                1,
+                VRING_DESC_F_NEXT,
+                i + 1,
+            );
+        }
+        desc(&m, TABLE, 15, 0x4000, 1, 0, 0);
+        assert_eq!(
+            Chain::parse(&m, TABLE, 16, 0, false)
+                .unwrap()
+                .readable()
+                .len(),
+            16
+        );
+        desc(&m, TABLE, 15, 0x4000, 1, VRING_DESC_F_NEXT, 0);
+        assert!(matches!(
+            Chain::parse(&m, TABLE, 16, 0, false),
+            Err(ChainError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn reader_and_writer_stay_in_their_buffers() {
+        let m = mem();
+        m.write(0x4000, b"hello, ").unwrap();
+        m.write(0x4100, b"world").unwrap();
+        desc(&m, TABLE, 0, 0x4000, 7, VRING_DESC_F_NEXT, 1);
+        desc(&m, TABLE, 1, 0x4100, 5, VRING_DESC_F_NEXT, 2);
+        desc(
+            &m,
+            TABLE,
+            2,
+            0x5000,
+            3,
+            VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
+            3,
+        );
+        desc(&m, TABLE, 3, 0x5100, 3, VRING_DESC_F_WRITE, 0);
+        let c = Chain::parse(&m, TABLE, 4, 0, false).unwrap();
+        let mut r = c.reader(&m);
+        let mut buf = [0u8; 12];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello, world");
+        assert!(matches!(
+            r.read_exact(&mut [0]),
+            Err(ChainIoError::Short { .. })
+        ));
+        let mut w = c.writer(&m);
+        w.write_all(b"abcd").unwrap();
+        assert_eq!(w.remaining(), 2);
+        assert!(w.write_all(b"xyz").is_err());
+        assert_eq!(w.slices(2).unwrap().len(), 1);
+        assert_eq!(m.read_array::<3>(0x5000).unwrap(), *b"abc");
+        assert_eq!(m.read_u8(0x5100).unwrap(), b'd');
+        // The readable buffers were not touched by the writer.
+        assert_eq!(m.read_array::<7>(0x4000).unwrap(), *b"hello, ");
     }
 }

@@ -4,6 +4,7 @@
 //! programs) wrapped around a small [`VirtioDevice`] model (its type,
 //! features, configuration space and what a queue notification does).
 
+pub mod blk;
 pub mod chain;
 pub mod net;
 pub mod pci;
