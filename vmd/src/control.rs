@@ -1,0 +1,300 @@
+//! The control process: owns the control socket, checks who is asking, and
+//! relays requests to the parent and answers back, as vmd's control.c.
+//!
+//! Every request is checked for size and permission before it is passed
+//! on. A malformed request gets IMSG_CTL_FAIL and the connection is closed;
+//! the process itself never stops because of what a client sent.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+
+use imsg::{Imsg, ImsgBuf, ReadStatus};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::imsg_types::*;
+use crate::sys;
+
+/// Where vmctl finds vmd. Tests and unusual setups override it with the
+/// environment variable `VMD_CONTROL_SOCKET` (read by vmd and vmctl alike).
+pub const SOCKET_NAME: &str = "/var/run/vmd.sock";
+const LISTEN_BACKLOG: i32 = 5;
+
+pub fn socket_path() -> String {
+    std::env::var("VMD_CONTROL_SOCKET").unwrap_or_else(|_| SOCKET_NAME.to_string())
+}
+
+const PARENT: Token = Token(0);
+const LISTENER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+
+struct Conn {
+    chan: ImsgBuf,
+    uid: u32,
+}
+
+/// Why a client request was refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Answer IMSG_CTL_FAIL with this errno, then close.
+    Fail(i32),
+    /// Close without an answer.
+    Close,
+}
+
+/// Creates the socket (as root, before dropping privileges), mode 0660
+/// like vmd's unrestricted control socket.
+pub fn bind_socket(path: &str) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io::Error::new(e.kind(), format!("unlink {path}: {e}"))),
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind: {path}: {e}")))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    // std listens with a large backlog; vmd uses 5.
+    // SAFETY: listen on our own socket.
+    unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+pub fn run(
+    mut parent: ImsgBuf,
+    listener: UnixListener,
+    signals: sys::SignalPipe,
+) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut parent, PARENT, Interest::READABLE)?;
+    let mut listener = mio::net::UnixListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry().register(
+        &mut mio::unix::SourceFd(&signals.fd()),
+        SIGNALS,
+        Interest::READABLE,
+    )?;
+    let mut conns: HashMap<u32, Conn> = HashMap::new();
+    let mut events = Events::with_capacity(64);
+    loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                SIGNALS => {
+                    for sig in signals.drain() {
+                        if sig == libc::SIGTERM || sig == libc::SIGINT {
+                            log::info!("control exiting, pid {}", std::process::id());
+                            return Ok(());
+                        }
+                    }
+                }
+                PARENT => {
+                    if !from_parent(&mut parent, &mut conns)? {
+                        log::info!("control exiting, pid {}", std::process::id());
+                        return Ok(());
+                    }
+                }
+                LISTENER => accept(&listener, &poll, &mut conns),
+                Token(t) => {
+                    let id = t as u32;
+                    let keep = match conns.get_mut(&id) {
+                        Some(c) => from_client(id, c, &mut parent) && c.chan.write().is_ok(),
+                        None => continue,
+                    };
+                    if !keep {
+                        close(&poll, &mut conns, id);
+                    }
+                }
+            }
+        }
+        parent.write().map_err(io::Error::other)?;
+    }
+}
+
+fn accept(listener: &mio::net::UnixListener, poll: &Poll, conns: &mut HashMap<u32, Conn>) {
+    loop {
+        let (stream, _) = match listener.accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                log::warn!("control_accept: accept: {e}");
+                return;
+            }
+        };
+        let uid = match sys::peer_credentials(stream.as_fd()) {
+            Ok((uid, _)) => uid,
+            Err(e) => {
+                log::warn!("control_accept: failed to get peer credentials: {e}");
+                continue;
+            }
+        };
+        // As in vmd, a connection is known by its fd number, which is the
+        // peer id of the requests it makes.
+        let id = stream.as_raw_fd() as u32;
+        let std_stream: std::os::unix::net::UnixStream = stream.into();
+        let mut chan = ImsgBuf::new(std_stream);
+        chan.allow_fdpass();
+        if chan.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if let Err(e) = poll.registry().register(
+            &mut chan,
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("control_accept: {e}");
+            continue;
+        }
+        conns.insert(id, Conn { chan, uid });
+    }
+}
+
+fn close(poll: &Poll, conns: &mut HashMap<u32, Conn>, id: u32) {
+    if let Some(mut c) = conns.remove(&id) {
+        let _ = poll.registry().deregister(&mut c.chan);
+    }
+}
+
+/// Reads a client's requests. Returns false to close the connection.
+fn from_client(id: u32, c: &mut Conn, parent: &mut ImsgBuf) -> bool {
+    loop {
+        match c.chan.read() {
+            Ok(ReadStatus::Data) => {}
+            Ok(ReadStatus::WouldBlock) => break,
+            Ok(ReadStatus::Eof) => return false,
+            Err(e) => {
+                log::debug!("control_dispatch_imsg: fd {id}: {e}");
+                return false;
+            }
+        }
+    }
+    loop {
+        let msg = match c.chan.get() {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) => return false,
+        };
+        if let Err(r) = relay(id, c.uid, msg, parent) {
+            if let Refusal::Fail(errno) = r {
+                let _ = c
+                    .chan
+                    .compose(IMSG_CTL_FAIL, 0, 0, None, &errno.to_ne_bytes());
+                let _ = c.chan.flush();
+            }
+            return false;
+        }
+    }
+    let _ = c.chan.write();
+    true
+}
+
+/// Checks one request and passes it to the parent with the connection's
+/// id as peer id.
+fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), Refusal> {
+    let type_ = msg.hdr.type_;
+    let open_to_all = matches!(
+        type_,
+        IMSG_VMDOP_GET_INFO_VM_REQUEST
+            | IMSG_VMDOP_WAIT_VM_REQUEST
+            | IMSG_VMDOP_TERMINATE_VM_REQUEST
+            | IMSG_VMDOP_START_VM_REQUEST
+            | IMSG_VMDOP_PAUSE_VM
+            | IMSG_VMDOP_UNPAUSE_VM
+    );
+    if !open_to_all && uid != 0 {
+        log::warn!("denied request {type_} from uid {uid}");
+        return Err(Refusal::Fail(libc::EPERM));
+    }
+    let fail = |_| Refusal::Fail(libc::EINVAL);
+    match type_ {
+        IMSG_CTL_VERBOSE => {
+            let v = msg.get::<i32>().map_err(fail)?;
+            crate::logging::set_verbose(v.max(0) as usize);
+            parent
+                .compose(type_, id, 0, None, &v.to_ne_bytes())
+                .map_err(|_| Refusal::Close)?;
+        }
+        IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD => {
+            parent
+                .compose(type_, id, 0, None, &msg.data)
+                .map_err(|_| Refusal::Close)?;
+        }
+        IMSG_VMDOP_START_VM_REQUEST => {
+            let fd = msg.take_fd();
+            parent
+                .compose(type_, id, 0, fd, &msg.data)
+                .map_err(|_| Refusal::Close)?;
+        }
+        IMSG_VMDOP_WAIT_VM_REQUEST
+        | IMSG_VMDOP_TERMINATE_VM_REQUEST
+        | IMSG_VMDOP_PAUSE_VM
+        | IMSG_VMDOP_UNPAUSE_VM => {
+            let mut vid = msg.data_exact(VMOP_ID_SIZE).map_err(fail)?.to_vec();
+            // vid_uid: the requester as the kernel saw it, not as it claims.
+            vid[68..72].copy_from_slice(&uid.to_ne_bytes());
+            parent
+                .compose(type_, id, 0, None, &vid)
+                .map_err(|_| Refusal::Close)?;
+        }
+        IMSG_VMDOP_GET_INFO_VM_REQUEST => {
+            parent
+                .compose(type_, id, 0, None, &[])
+                .map_err(|_| Refusal::Close)?;
+        }
+        _ => {
+            log::debug!("control_dispatch_imsg: error handling imsg {type_}");
+            return Err(Refusal::Close);
+        }
+    }
+    Ok(())
+}
+
+/// Relays answers from the parent to the client they are for. Returns
+/// false when the parent is gone.
+fn from_parent(parent: &mut ImsgBuf, conns: &mut HashMap<u32, Conn>) -> io::Result<bool> {
+    loop {
+        match parent.read().map_err(io::Error::other)? {
+            ReadStatus::Data => {}
+            ReadStatus::WouldBlock => break,
+            ReadStatus::Eof => return Ok(false),
+        }
+    }
+    while let Some(msg) = parent.get().map_err(io::Error::other)? {
+        match msg.hdr.type_ {
+            IMSG_VMDOP_START_VM_RESPONSE
+            | IMSG_VMDOP_PAUSE_VM_RESPONSE
+            | IMSG_VMDOP_UNPAUSE_VM_RESPONSE
+            | IMSG_VMDOP_GET_INFO_VM_DATA
+            | IMSG_VMDOP_GET_INFO_VM_END_DATA
+            | IMSG_VMDOP_TERMINATE_VM_RESPONSE
+            | IMSG_VMDOP_TERMINATE_VM_EVENT
+            | IMSG_CTL_FAIL
+            | IMSG_CTL_OK => {
+                let id = msg.hdr.peerid;
+                match conns.get_mut(&id) {
+                    Some(c) => {
+                        let _ = c.chan.forward(&msg);
+                        let _ = c.chan.write();
+                    }
+                    None => log::warn!("control_dispatch_vmd: lost control connection: fd {id}"),
+                }
+            }
+            IMSG_CTL_VERBOSE => {
+                if let Ok(v) = msg.get::<i32>() {
+                    crate::logging::set_verbose(v.max(0) as usize);
+                }
+            }
+            other => log::debug!("control_dispatch_vmd: unexpected imsg {other}"),
+        }
+    }
+    Ok(true)
+}

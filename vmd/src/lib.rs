@@ -1,0 +1,11 @@
+//! vmd: the daemon. One binary re-executes itself for each process role
+//! (see `proc`), as OpenBSD's vmd does.
+
+pub mod child;
+pub mod control;
+pub mod imsg_types;
+pub mod logging;
+pub mod parent;
+pub mod proc;
+pub mod sys;
+pub mod vmm;
