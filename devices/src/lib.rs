@@ -7,4 +7,5 @@
 
 pub mod bus;
 pub mod clock;
+pub mod disk;
 pub mod irq;
