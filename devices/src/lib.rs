@@ -9,6 +9,7 @@
 pub mod bus;
 pub mod clock;
 pub mod dhcp;
+pub mod disk;
 pub mod irq;
 pub mod memory;
 pub mod pci;
