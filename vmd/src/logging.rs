@@ -17,7 +17,11 @@ struct Logger;
 
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= max_level()
+        // Only our own crates: dependencies' tracing is not vmd's log.
+        let ours = ["vmd", "vmctl", "vm", "imsg", "devices"]
+            .iter()
+            .any(|c| m.target() == *c || m.target().starts_with(&format!("{c}::")));
+        ours && m.level() <= max_level()
     }
 
     fn log(&self, r: &Record) {

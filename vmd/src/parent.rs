@@ -133,6 +133,7 @@ fn dispatch(src: ProcId, m: Imsg, children: &mut [ChildProc], index: &HashMap<Pr
                 for id in [ProcId::Vmm, ProcId::Priv, ProcId::Agentx] {
                     send(children, id, IMSG_CTL_VERBOSE, &v.to_ne_bytes());
                 }
+                send(children, ProcId::Control, IMSG_CTL_OK, &[]);
             }
         }
         (ProcId::Control, IMSG_VMDOP_START_VM_REQUEST) => {

@@ -14,6 +14,7 @@ const GET_INFO_VM_REQUEST: u32 = 18;
 const GET_INFO_VM_END_DATA: u32 = 20;
 const TERMINATE_VM_REQUEST: u32 = 15;
 const TERMINATE_VM_RESPONSE: u32 = 16;
+const CTL_OK: u32 = 0;
 const CTL_FAIL: u32 = 1;
 const CTL_VERBOSE: u32 = 2;
 
@@ -155,6 +156,7 @@ fn status_request_is_answered_and_garbage_is_refused() {
         .unwrap();
     c.compose(GET_INFO_VM_REQUEST, 0, 0, None, &[]).unwrap();
     c.flush().unwrap();
+    assert_eq!(c.read_one().unwrap().unwrap().hdr.type_, CTL_OK);
     assert_eq!(
         c.read_one().unwrap().unwrap().hdr.type_,
         GET_INFO_VM_END_DATA
