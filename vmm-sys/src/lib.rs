@@ -15,6 +15,9 @@ pub mod types;
 mod vmm;
 pub mod wire;
 
+#[cfg(test)]
+mod golden_tests;
+
 pub use error::{Error, Result};
 pub use types::*;
 pub use vmm::{Vmm, VMM_NODE};
