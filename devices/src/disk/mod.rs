@@ -8,6 +8,7 @@
 //! input: a malformed qcow2 file gives a [`DiskError`] naming the file and the
 //! problem; it never panics the process.
 
+mod backend;
 mod create;
 mod iov;
 mod qcow2;
@@ -17,6 +18,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
 
+pub use backend::DiskBackend;
 pub use create::{convert_image, create_qcow2, create_raw, QCOW2_CREATE_CLUSTER_BITS};
 pub use qcow2::{Qcow2Image, MAX_CHAIN_DEPTH};
 pub use raw::RawImage;
