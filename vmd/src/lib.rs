@@ -6,6 +6,7 @@ pub mod control;
 pub mod imsg_types;
 pub mod logging;
 pub mod parent;
+pub mod privops;
 pub mod proc;
 pub mod sys;
 pub mod vmm;

@@ -125,7 +125,14 @@ fn run_child(id: ProcId) -> std::io::Result<()> {
         ProcId::Priv => {
             // priv keeps root for interface ioctls but needs no files.
             child::run("priv", chan, signals, |m, _| {
-                log::debug!("priv_dispatch_parent: unexpected imsg {}", m.hdr.type_)
+                match vmd::privops::parse(m.hdr.type_, &m.data) {
+                    Ok(op) => {
+                        if let Err(e) = sys::priv_op(&op) {
+                            log::warn!("priv: {e}");
+                        }
+                    }
+                    Err(e) => log::warn!("{e}"),
+                }
             })
         }
         ProcId::Agentx => {

@@ -11,3 +11,13 @@ pub fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
     }
     Ok((uid, gid))
 }
+
+use crate::privops::PrivOp;
+
+/// Carries out a priv request. The bridge(4)/veb(4) ioctls come with the
+/// network work; until then the request fails with a clear error.
+pub fn priv_op(op: &PrivOp) -> io::Result<()> {
+    Err(io::Error::other(format!(
+        "{op:?}: not implemented on OpenBSD yet"
+    )))
+}
