@@ -4,6 +4,7 @@
 //! vmctl (main.c 1.87, vmctl.c, 2025).
 
 mod scaled;
+mod status;
 
 use std::ffi::CStr;
 use std::io::IsTerminal;
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 
 use devices::disk::{self, ImageFormat};
 use imsg::{Imsg, ImsgBuf};
+use vm::abi::vmop::VmopInfoResult;
 use vmd::imsg_types::*;
+use vmm_sys::Wire;
 
 const VMOP_FORCE: u32 = 0x01;
 const VMOP_WAIT: u32 = 0x02;
@@ -300,32 +303,41 @@ fn log(cmd: &Command, argv: &[String]) -> Result<()> {
 fn status(cmd: &Command, argv: &[String]) -> Result<()> {
     let (opts, rest) = getopt(argv, "r").map_err(|()| ctl_usage(cmd))?;
     let running_only = opts.iter().any(|(c, _)| *c == 'r');
-    let _target = match rest.as_slice() {
+    let target = match rest.as_slice() {
         [] => Target::default(),
         [w] => parse_vmid(w)?,
         _ => return Err(ctl_usage(cmd)),
     };
     let mut vmd = Vmd::connect()?;
     vmd.send(IMSG_VMDOP_GET_INFO_VM_REQUEST, &[])?;
-    expect_empty_list(&mut vmd)?;
-    println!(
-        "{:>5} {:>5} {:>5} {:>7} {:>7} {:>7} {:>12} {:>8} NAME",
-        "ID", "PID", "VCPUS", "MAXMEM", "CURMEM", "TTY", "OWNER", "STATE"
-    );
-    // As vmctl: a list with no VM in it is "not found", exit status 1.
-    let _ = running_only;
-    Err(Exit(1))
+    let list = read_list(&mut vmd)?;
+    let filter = status::Filter {
+        id: target.id,
+        name: target.name,
+    };
+    let (text, found) = status::format(&list, &filter, running_only);
+    print!("{text}");
+    // As vmctl: a list with no VM counted is "not found", exit status 1.
+    if found {
+        Ok(())
+    } else {
+        Err(Exit(1))
+    }
 }
 
-/// Reads a VM list. This vmd runs no VMs yet, and decoding
-/// `vmop_info_result` arrives with the shared ABI structs, so a list with
-/// entries is refused rather than misprinted.
-fn expect_empty_list(vmd: &mut Vmd) -> Result<()> {
-    let m = vmd.recv()?;
-    match m.hdr.type_ {
-        IMSG_VMDOP_GET_INFO_VM_END_DATA => Ok(()),
-        IMSG_VMDOP_GET_INFO_VM_DATA => Err(errx("cannot decode VM information from this vmd yet")),
-        _ => Err(errx("unexpected response received from vmd")),
+/// Collects GET_INFO_VM_DATA until GET_INFO_VM_END_DATA.
+fn read_list(vmd: &mut Vmd) -> Result<Vec<VmopInfoResult>> {
+    let mut list = Vec::new();
+    loop {
+        let m = vmd.recv()?;
+        match m.hdr.type_ {
+            IMSG_VMDOP_GET_INFO_VM_DATA => match VmopInfoResult::from_bytes(&m.data) {
+                Ok(v) => list.push(v),
+                Err(e) => return Err(errx(&format!("invalid VM information from vmd: {e}"))),
+            },
+            IMSG_VMDOP_GET_INFO_VM_END_DATA => return Ok(list),
+            _ => return Err(errx("unexpected response received from vmd")),
+        }
     }
 }
 
@@ -346,8 +358,29 @@ fn stop(cmd: &Command, argv: &[String]) -> Result<()> {
         }
         let mut vmd = Vmd::connect()?;
         vmd.send(IMSG_VMDOP_GET_INFO_VM_REQUEST, &[])?;
-        // With no VM in the list there is nothing to stop.
-        return expect_empty_list(&mut vmd);
+        let list = read_list(&mut vmd)?;
+        drop(vmd);
+        // As vmctl's terminate_all: one stop request per running VM.
+        for v in list {
+            let info = &v.vir_info;
+            if info.vir_creator_pid == 0 || info.vir_id == 0 {
+                continue;
+            }
+            let end = info
+                .vir_name
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(info.vir_name.len());
+            let t = Target {
+                id: 0,
+                name: String::from_utf8_lossy(&info.vir_name[..end]).into_owned(),
+            };
+            let mut vmd = Vmd::connect()?;
+            eprint!("stopping vm {}: ", t.name);
+            vmd.send(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vmop_id(&t, flags))?;
+            terminate_complete(&mut vmd, flags)?;
+        }
+        return Ok(());
     }
     let [w] = rest.as_slice() else {
         return Err(ctl_usage(cmd));
