@@ -22,6 +22,9 @@ pub enum Error {
     BadMemRanges { count: usize },
     #[error("{0} vcpus requested, 1 to {max} allowed", max = crate::consts::VMM_MAX_VCPUS_PER_VM)]
     BadVcpuCount(usize),
+    /// The set of VMs kept changing between `VMM_IOC_INFO` calls.
+    #[error("VMM_IOC_INFO: the number of VMs kept changing")]
+    InfoRaced,
     /// `VMM_IOC_INFO` returned a size or count we did not ask for.
     #[error("VMM_IOC_INFO returned an inconsistent size {size} / count {count}")]
     BadInfoReply { size: u64, count: u64 },

@@ -16,6 +16,8 @@ mod vmm;
 pub mod wire;
 
 #[cfg(test)]
+mod abi_md;
+#[cfg(test)]
 mod golden_tests;
 
 pub use error::{Error, Result};

@@ -16,6 +16,45 @@ pub const VMM_NODE: &str = "/dev/vmm";
 /// How often `info` re-asks when VMs appear between its two calls.
 const INFO_ATTEMPTS: usize = 4;
 
+/// More VMs than this in one reply is a kernel bug, not a reason to
+/// allocate without bound.
+const INFO_MAX_VMS: usize = 4096;
+
+/// What one `VMM_IOC_INFO` reply means for a buffer of `offered` entries.
+#[derive(Debug, PartialEq, Eq)]
+enum InfoStep {
+    /// The buffer held everything; this many entries are valid.
+    Done(usize),
+    /// The kernel needs a buffer of this many entries.
+    Grow(usize),
+}
+
+/// The kernel either fills the buffer (`vip_size` unchanged, `vip_info_ct`
+/// set) or, when it is too small, sets `vip_size` to the bytes it needs and
+/// `vip_info_ct` to 0. Anything else is rejected.
+fn info_step(offered: usize, reply: &VmInfoParams) -> Result<InfoStep> {
+    let bad = || Error::BadInfoReply {
+        size: reply.vip_size,
+        count: reply.vip_info_ct,
+    };
+    let offered_bytes = (offered * VmInfoResult::SIZE) as u64;
+    if reply.vip_size > offered_bytes {
+        let need = reply.vip_size as usize;
+        if reply.vip_info_ct != 0 || need % VmInfoResult::SIZE != 0 {
+            return Err(bad());
+        }
+        let entries = need / VmInfoResult::SIZE;
+        if entries > INFO_MAX_VMS {
+            return Err(bad());
+        }
+        return Ok(InfoStep::Grow(entries));
+    }
+    if reply.vip_info_ct > offered as u64 {
+        return Err(bad());
+    }
+    Ok(InfoStep::Done(reply.vip_info_ct as usize))
+}
+
 impl VmCreateParams {
     /// Input for `VMM_IOC_CREATE`: a named VM with `ncpus` vcpus and the
     /// given guest-physical layout. Rejects what vmm(4) would reject, with
@@ -98,7 +137,8 @@ impl Vmm {
 
     /// `VMM_IOC_INFO`: every VM the kernel knows. Uses the kernel's
     /// two-step protocol: a call with too small a buffer reports the size
-    /// needed, the second call fills the buffer.
+    /// needed, the next call fills the buffer. VMs can come and go between
+    /// the calls, so it retries a few times.
     pub fn info(&self) -> Result<Vec<VmInfoResult>> {
         let mut buf: Vec<VmInfoResult> = Vec::new();
         for _ in 0..INFO_ATTEMPTS {
@@ -108,28 +148,15 @@ impl Vmm {
                 vip_info: buf.as_mut_ptr() as u64,
             };
             sys::ioctl(self.fd.as_fd(), "VMM_IOC_INFO", VMM_IOC_INFO, &mut vip)?;
-            let have = buf.len() as u64;
-            if vip.vip_info_ct > 0 || vip.vip_size == 0 {
-                if vip.vip_info_ct > have {
-                    return Err(Error::BadInfoReply {
-                        size: vip.vip_size,
-                        count: vip.vip_info_ct,
-                    });
+            match info_step(buf.len(), &vip)? {
+                InfoStep::Done(count) => {
+                    buf.truncate(count);
+                    return Ok(buf);
                 }
-                buf.truncate(vip.vip_info_ct as usize);
-                return Ok(buf);
+                InfoStep::Grow(entries) => buf = vec![VmInfoResult::zeroed(); entries],
             }
-            // The kernel said how much it needs; VMs may still come and go.
-            let need = vip.vip_size as usize / VmInfoResult::SIZE;
-            if need <= buf.len() || need > crate::consts::VMM_MAX_VCPUS {
-                return Err(Error::BadInfoReply {
-                    size: vip.vip_size,
-                    count: vip.vip_info_ct,
-                });
-            }
-            buf = vec![VmInfoResult::zeroed(); need];
         }
-        Err(Error::BadInfoReply { size: 0, count: 0 })
+        Err(Error::InfoRaced)
     }
 
     /// `VMM_IOC_RESETCPU`: loads `state` into a stopped vcpu.
@@ -312,6 +339,35 @@ mod tests {
             VmCreateParams::new("a", 1, &many),
             Err(Error::BadMemRanges { count: 17 })
         ));
+    }
+
+    fn reply(size: u64, count: u64) -> VmInfoParams {
+        VmInfoParams {
+            vip_size: size,
+            vip_info_ct: count,
+            vip_info: 0,
+        }
+    }
+
+    #[test]
+    fn info_protocol_steps() {
+        let one = VmInfoResult::SIZE as u64;
+        // No VMs at all: nothing offered, nothing needed.
+        assert_eq!(info_step(0, &reply(0, 0)).unwrap(), InfoStep::Done(0));
+        // First call: the kernel asks for three entries.
+        assert_eq!(info_step(0, &reply(3 * one, 0)).unwrap(), InfoStep::Grow(3));
+        // Second call: filled.
+        assert_eq!(info_step(3, &reply(3 * one, 3)).unwrap(), InfoStep::Done(3));
+        // A VM vanished in between: fewer entries than offered.
+        assert_eq!(info_step(3, &reply(3 * one, 2)).unwrap(), InfoStep::Done(2));
+        // One appeared: ask again with more room.
+        assert_eq!(info_step(3, &reply(4 * one, 0)).unwrap(), InfoStep::Grow(4));
+        // Nonsense from the kernel is an error, never an overread or a huge
+        // allocation.
+        assert!(info_step(3, &reply(3 * one, 4)).is_err());
+        assert!(info_step(0, &reply(one + 1, 0)).is_err());
+        assert!(info_step(0, &reply(one, 1)).is_err());
+        assert!(info_step(0, &reply(u64::MAX - u64::MAX % one, 0)).is_err());
     }
 
     #[test]

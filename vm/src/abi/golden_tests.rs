@@ -429,3 +429,43 @@ fn virtio_dev_union_views() {
     );
     assert_eq!(dev.dev.vmmci(), vmmci);
 }
+
+/// The sizes table of vmm-sys/ABI.md and the Rust types agree.
+#[test]
+fn sizes_match_abi_md() {
+    const ABI_MD: &str = include_str!("../../../vmm-sys/ABI.md");
+    fn size_in_table(name: &str) -> usize {
+        let row = format!("| `{name}` |");
+        let line = ABI_MD
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("struct {name} missing from ABI.md"));
+        line.split('|').nth(2).unwrap().trim().parse().unwrap()
+    }
+    fn check<T: Wire>(c: &str) {
+        assert_eq!(T::SIZE, size_in_table(c), "struct {c}");
+    }
+    check::<ImsgBuf>("imsgbuf");
+    check::<Event>("event");
+    check::<ImsgEv>("imsgev");
+    check::<VirtioPciCommonCfg>("virtio_pci_common_cfg");
+    check::<VmopResult>("vmop_result");
+    check::<VmopInfoResult>("vmop_info_result");
+    check::<VmopId>("vmop_id");
+    check::<VmopOwner>("vmop_owner");
+    check::<VmopCreateParams>("vmop_create_params");
+    check::<VmdIf>("vmd_if");
+    check::<VmdVm>("vmd_vm");
+    check::<Timeval>("timeval");
+    check::<LocalPrefix>("local_prefix");
+    check::<VmDevPipe>("vm_dev_pipe");
+    check::<ViodevMsg>("viodev_msg");
+    check::<VirtioIoCfg>("virtio_io_cfg");
+    check::<VirtioBacking>("virtio_backing");
+    check::<VirtioVqInfo>("virtio_vq_info");
+    check::<VioblkDev>("vioblk_dev");
+    check::<VioscsiDev>("vioscsi_dev");
+    check::<VionetDev>("vionet_dev");
+    check::<VmmciDev>("vmmci_dev");
+    check::<VirtioDev>("virtio_dev");
+}

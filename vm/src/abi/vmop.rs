@@ -1,9 +1,9 @@
 //! The `vmop_*` messages of vmd.h that vmctl, the parent, the vmm process
 //! and the vm process exchange as raw imsg payloads.
 
-use vmm_sys::consts::{VMM_MAX_MEM_RANGES, VMM_MAX_NAME_LEN};
+use vmm_sys::consts::{VMM_MAX_MEM_RANGES, VMM_MAX_NAME_LEN, VMM_MAX_VCPUS_PER_VM};
 use vmm_sys::wire_struct;
-use vmm_sys::{VmInfoResult, VmMemRange};
+use vmm_sys::{VmCreateParams, VmInfoResult, VmMemRange, Wire};
 
 use super::{
     IF_NAMESIZE, PATH_MAX, VM_MAX_DISKS_PER_VM, VM_MAX_NICS_PER_VM, VM_NAME_MAX, VM_TTYNAME_MAX,
@@ -128,5 +128,67 @@ wire_struct! {
         pub vmc_instance: [u8; VMM_MAX_NAME_LEN],
         pub vmc_insowner: VmopOwner,
         pub vmc_insflags: u32,
+    }
+}
+
+impl VmopCreateParams {
+    /// The `VMM_IOC_CREATE` input for this VM, built as vmd's
+    /// `vmm_create_vm` builds it: the flattened fields copied into a
+    /// zeroed `vm_create_params`, after the same range checks.
+    pub fn vm_create_params(&self) -> Result<VmCreateParams, vmm_sys::Error> {
+        let ncpus = self.vmc_ncpus as usize;
+        if ncpus == 0 || ncpus > VMM_MAX_VCPUS_PER_VM {
+            return Err(vmm_sys::Error::BadVcpuCount(ncpus));
+        }
+        let nranges = self.vmc_nmemranges;
+        if nranges == 0 || nranges > VMM_MAX_MEM_RANGES as u64 {
+            return Err(vmm_sys::Error::BadMemRanges {
+                count: usize::try_from(nranges).unwrap_or(usize::MAX),
+            });
+        }
+        let mut vcp = VmCreateParams::zeroed();
+        vcp.vcp_nmemranges = nranges;
+        vcp.vcp_ncpus = self.vmc_ncpus;
+        vcp.vcp_memranges = self.vmc_memranges;
+        vcp.vcp_name = self.vmc_name;
+        vcp.vcp_sev = self.vmc_sev;
+        vcp.vcp_seves = self.vmc_seves;
+        Ok(vcp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_create_params_copies_the_flattened_fields() {
+        let mut vmc = VmopCreateParams::zeroed();
+        vmc.vmc_ncpus = 2;
+        vmc.vmc_nmemranges = 1;
+        vmc.vmc_memranges[0].vmr_size = 1 << 20;
+        vmc.vmc_name = vmm_sys::wire::c_string("db").unwrap();
+        vmc.vmc_seves = 1;
+        let vcp = vmc.vm_create_params().unwrap();
+        assert_eq!(vcp.vcp_ncpus, 2);
+        assert_eq!(vcp.vcp_nmemranges, 1);
+        assert_eq!(vcp.vcp_memranges[0].vmr_size, 1 << 20);
+        assert_eq!(&vcp.vcp_name[..3], b"db\0");
+        assert_eq!((vcp.vcp_sev, vcp.vcp_seves), (0, 1));
+        assert_eq!(vcp.vcp_id, 0);
+    }
+
+    #[test]
+    fn vm_create_params_rejects_what_vmm_create_vm_rejects() {
+        let mut vmc = VmopCreateParams::zeroed();
+        vmc.vmc_nmemranges = 1;
+        assert!(vmc.vm_create_params().is_err(), "0 vcpus");
+        vmc.vmc_ncpus = 65;
+        assert!(vmc.vm_create_params().is_err(), "65 vcpus");
+        vmc.vmc_ncpus = 1;
+        vmc.vmc_nmemranges = 17;
+        assert!(vmc.vm_create_params().is_err(), "17 ranges");
+        vmc.vmc_nmemranges = u64::MAX;
+        assert!(vmc.vm_create_params().is_err(), "hostile count");
     }
 }
