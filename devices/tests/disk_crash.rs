@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use devices::disk::{open_image, DiskImage as _, ImageFormat};
+use devices::disk::{open_image, ImageFormat};
 use disk_common::*;
 
 const SIZE: u64 = 256 << 20;
