@@ -191,8 +191,7 @@ impl Qcow2Image {
             if e & L1_RESERVED != 0 {
                 return Err(corrupt_err(format!("L1 entry {i} has reserved bits set")));
             }
-            if off % cluster_size != 0 || (off != 0 && off.saturating_add(cluster_size) > file_len)
-            {
+            if off % cluster_size != 0 || (off != 0 && off >= file_len) {
                 return Err(corrupt_err(format!(
                     "L1 entry {i} points outside the file or is misaligned"
                 )));
@@ -206,7 +205,7 @@ impl Qcow2Image {
         for (i, &e) in rc_table.iter().enumerate() {
             if e & REFCOUNT_TABLE_RESERVED != 0
                 || e % cluster_size != 0
-                || (e != 0 && e.saturating_add(cluster_size) > file_len)
+                || (e != 0 && e >= file_len)
             {
                 return Err(corrupt_err(format!(
                     "refcount table entry {i} points outside the file or is misaligned"
@@ -224,6 +223,16 @@ impl Qcow2Image {
                 } else {
                     path.parent().unwrap_or(Path::new(".")).join(name)
                 };
+                // A FIFO or a terminal named by a hostile image would block.
+                let kind = std::fs::metadata(&resolved)
+                    .map_err(|e| DiskError::io(&resolved, e))?
+                    .file_type();
+                if !(kind.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&kind)) {
+                    return Err(DiskError::Backing {
+                        path: resolved,
+                        reason: "not a regular file or block device".into(),
+                    });
+                }
                 let format = match header.backing_format.as_deref() {
                     Some("qcow2") => ImageFormat::Qcow2,
                     Some("raw") => ImageFormat::Raw,
@@ -417,6 +426,26 @@ impl Qcow2Image {
             return Ok(Mapping::Unallocated);
         }
         self.check_offset("data cluster", offset)?;
+        // A data cluster inside the L1 or refcount table would let guest
+        // writes overwrite metadata.
+        let tables = [
+            (
+                self.header.l1_table_offset,
+                u64::from(self.header.l1_size) * 8,
+            ),
+            (
+                self.header.refcount_table_offset,
+                u64::from(self.header.refcount_table_clusters) * self.cluster_size,
+            ),
+        ];
+        if tables
+            .iter()
+            .any(|&(start, len)| offset < start + len && start < offset + self.cluster_size)
+        {
+            return Err(self.corrupt(format!(
+                "data cluster at {offset:#x} overlaps a metadata table"
+            )));
+        }
         Ok(Mapping::Data(offset))
     }
 
