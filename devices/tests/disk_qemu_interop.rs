@@ -373,6 +373,18 @@ fn conversion_reports_progress_and_matches() {
     // qcow2 input (with a backing file) to a bigger raw output.
     let top = d.join("t.qcow2");
     create_qcow2(&top, 0, Some(&d.join("o.qcow2"))).unwrap();
+    // Sizes round up to a whole MiB, as in vmctl.
+    let odd = d.join("odd.raw");
+    let got = convert_image(
+        &src,
+        &odd,
+        ImageFormat::Raw,
+        Some(20 * MIB + 1),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(got, 21 * MIB);
+    assert_eq!(fs::metadata(&odd).unwrap().len(), 21 * MIB);
     let out = d.join("big.raw");
     convert_image(&top, &out, ImageFormat::Raw, Some(30 * MIB), &mut |_, _| {}).unwrap();
     assert_eq!(fs::metadata(&out).unwrap().len(), 30 * MIB);
