@@ -611,3 +611,65 @@ fn inconsistency_sets_corrupt_bit_and_refuses_writes() {
     assert!(open_err(&path, false).contains("marked corrupt"));
     assert!(Qcow2Image::open(&path, true).is_ok());
 }
+
+#[test]
+fn chain_opened_from_files_as_a_vioblk_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, mid, top) = (d.join("base.raw"), d.join("mid.qcow2"), d.join("top.qcow2"));
+    make_pattern_raw(&base, 16 * MIB, 21);
+    let model = d.join("model.raw");
+    copy_file(&base, &model);
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.raw",
+        "-F",
+        "raw",
+        p(&mid),
+    ]);
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "mid.qcow2",
+        "-F",
+        "qcow2",
+        p(&top),
+    ]);
+
+    let chain = Qcow2Image::chain_paths(&top).unwrap();
+    let want: Vec<PathBuf> = [&top, &mid, &base]
+        .iter()
+        .map(|p| fs::canonicalize(p).unwrap())
+        .collect();
+    assert_eq!(chain, want);
+    let open = |path: &PathBuf, write: bool| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .unwrap()
+    };
+    let files = vec![
+        open(&chain[0], true),
+        open(&chain[1], false),
+        open(&chain[2], false),
+    ];
+    {
+        let mut img =
+            devices::disk::open_image_files(files, &top, ImageFormat::Qcow2, false).unwrap();
+        exercise(img.as_mut(), &model, 22, 80, 200_000);
+    }
+    check_clean(&top);
+    compare_with_raw(&top, "qcow2", &model);
+
+    let short = vec![open(&chain[0], false), open(&chain[1], false)];
+    let err = devices::disk::open_image_files(short, &top, ImageFormat::Qcow2, true)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("missing base image"), "{err}");
+}
