@@ -673,3 +673,82 @@ fn chain_opened_from_files_as_a_vioblk_child() {
         .unwrap();
     assert!(err.to_string().contains("missing base image"), "{err}");
 }
+
+#[test]
+fn zero_clusters_and_preallocated_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pattern, image, model) = (d.join("p.raw"), d.join("z.qcow2"), d.join("m.raw"));
+    make_pattern_raw(&pattern, 16 * MIB, 31);
+    // Fill everything so the zero writes hit allocated clusters.
+    {
+        let f = fs::OpenOptions::new().write(true).open(&pattern).unwrap();
+        f.write_all_at(&vec![0x5a; 4 * MIB as usize], 0).unwrap();
+    }
+    qemu_img_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        "-o",
+        "compat=1.1",
+        p(&pattern),
+        p(&image),
+    ]);
+    // Zero clusters that keep their allocation, and ones that drop it.
+    let out = std::process::Command::new("qemu-io")
+        .args([
+            "-f",
+            "qcow2",
+            "-c",
+            "write -z 0 1M",
+            "-c",
+            "write -z -u 1M 1M",
+            "-c",
+            "write -z 2M 100k",
+            p(&image),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy_file(&pattern, &model);
+    {
+        let f = fs::OpenOptions::new().write(true).open(&model).unwrap();
+        f.write_all_at(&vec![0; 2 * MIB as usize], 0).unwrap();
+        f.write_all_at(&vec![0; 100 * 1024], 2 * MIB).unwrap();
+    }
+    compare_with_raw(&image, "qcow2", &model);
+    {
+        let mut img = open_image(&image, ImageFormat::Qcow2, false).unwrap();
+        let mut buf = vec![1u8; 2 * MIB as usize];
+        img.read_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+        exercise(img.as_mut(), &model, 32, 100, 150_000);
+    }
+    check_clean(&image);
+    compare_with_raw(&image, "qcow2", &model);
+
+    let pre = d.join("pre.qcow2");
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "preallocation=metadata",
+        p(&pre),
+        "16M",
+    ]);
+    let pre_model = d.join("pre.raw");
+    create_raw(&pre_model, 16 * MIB).unwrap();
+    {
+        let mut img = open_image(&pre, ImageFormat::Qcow2, false).unwrap();
+        exercise(img.as_mut(), &pre_model, 33, 100, 150_000);
+    }
+    check_clean(&pre);
+    compare_with_raw(&pre, "qcow2", &pre_model);
+}
