@@ -373,6 +373,18 @@ fn conversion_reports_progress_and_matches() {
     // qcow2 input (with a backing file) to a bigger raw output.
     let top = d.join("t.qcow2");
     create_qcow2(&top, 0, Some(&d.join("o.qcow2"))).unwrap();
+    // Sizes round up to a whole MiB, as in vmctl.
+    let odd = d.join("odd.raw");
+    let got = convert_image(
+        &src,
+        &odd,
+        ImageFormat::Raw,
+        Some(20 * MIB + 1),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(got, 21 * MIB);
+    assert_eq!(fs::metadata(&odd).unwrap().len(), 21 * MIB);
     let out = d.join("big.raw");
     convert_image(&top, &out, ImageFormat::Raw, Some(30 * MIB), &mut |_, _| {}).unwrap();
     assert_eq!(fs::metadata(&out).unwrap().len(), 30 * MIB);
@@ -598,4 +610,145 @@ fn inconsistency_sets_corrupt_bit_and_refuses_writes() {
     assert_eq!(i["format-specific"]["data"]["corrupt"], true);
     assert!(open_err(&path, false).contains("marked corrupt"));
     assert!(Qcow2Image::open(&path, true).is_ok());
+}
+
+#[test]
+fn chain_opened_from_files_as_a_vioblk_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, mid, top) = (d.join("base.raw"), d.join("mid.qcow2"), d.join("top.qcow2"));
+    make_pattern_raw(&base, 16 * MIB, 21);
+    let model = d.join("model.raw");
+    copy_file(&base, &model);
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.raw",
+        "-F",
+        "raw",
+        p(&mid),
+    ]);
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        "mid.qcow2",
+        "-F",
+        "qcow2",
+        p(&top),
+    ]);
+
+    let chain = Qcow2Image::chain_paths(&top).unwrap();
+    let want: Vec<PathBuf> = [&top, &mid, &base]
+        .iter()
+        .map(|p| fs::canonicalize(p).unwrap())
+        .collect();
+    assert_eq!(chain, want);
+    let open = |path: &PathBuf, write: bool| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .unwrap()
+    };
+    let files = vec![
+        open(&chain[0], true),
+        open(&chain[1], false),
+        open(&chain[2], false),
+    ];
+    {
+        let mut img =
+            devices::disk::open_image_files(files, &top, ImageFormat::Qcow2, false).unwrap();
+        exercise(img.as_mut(), &model, 22, 80, 200_000);
+    }
+    check_clean(&top);
+    compare_with_raw(&top, "qcow2", &model);
+
+    let short = vec![open(&chain[0], false), open(&chain[1], false)];
+    let err = devices::disk::open_image_files(short, &top, ImageFormat::Qcow2, true)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("missing base image"), "{err}");
+}
+
+#[test]
+fn zero_clusters_and_preallocated_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pattern, image, model) = (d.join("p.raw"), d.join("z.qcow2"), d.join("m.raw"));
+    make_pattern_raw(&pattern, 16 * MIB, 31);
+    // Fill everything so the zero writes hit allocated clusters.
+    {
+        let f = fs::OpenOptions::new().write(true).open(&pattern).unwrap();
+        f.write_all_at(&vec![0x5a; 4 * MIB as usize], 0).unwrap();
+    }
+    qemu_img_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        "-o",
+        "compat=1.1",
+        p(&pattern),
+        p(&image),
+    ]);
+    // Zero clusters that keep their allocation, and ones that drop it.
+    let out = std::process::Command::new("qemu-io")
+        .args([
+            "-f",
+            "qcow2",
+            "-c",
+            "write -z 0 1M",
+            "-c",
+            "write -z -u 1M 1M",
+            "-c",
+            "write -z 2M 100k",
+            p(&image),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    copy_file(&pattern, &model);
+    {
+        let f = fs::OpenOptions::new().write(true).open(&model).unwrap();
+        f.write_all_at(&vec![0; 2 * MIB as usize], 0).unwrap();
+        f.write_all_at(&vec![0; 100 * 1024], 2 * MIB).unwrap();
+    }
+    compare_with_raw(&image, "qcow2", &model);
+    {
+        let mut img = open_image(&image, ImageFormat::Qcow2, false).unwrap();
+        let mut buf = vec![1u8; 2 * MIB as usize];
+        img.read_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+        exercise(img.as_mut(), &model, 32, 100, 150_000);
+    }
+    check_clean(&image);
+    compare_with_raw(&image, "qcow2", &model);
+
+    let pre = d.join("pre.qcow2");
+    qemu_img_ok(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-o",
+        "preallocation=metadata",
+        p(&pre),
+        "16M",
+    ]);
+    let pre_model = d.join("pre.raw");
+    create_raw(&pre_model, 16 * MIB).unwrap();
+    {
+        let mut img = open_image(&pre, ImageFormat::Qcow2, false).unwrap();
+        exercise(img.as_mut(), &pre_model, 33, 100, 150_000);
+    }
+    check_clean(&pre);
+    compare_with_raw(&pre, "qcow2", &pre_model);
 }

@@ -14,6 +14,7 @@ const HEADER_LEN: usize = 104;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 /// Conversion copies this much at a time (a multiple of every cluster size).
 const CONVERT_CHUNK: u64 = 2 << 20;
+const MIB: u64 = 1 << 20;
 
 fn create_err(path: &Path, reason: impl Into<String>) -> DiskError {
     DiskError::Create {
@@ -143,15 +144,16 @@ fn qcow2_layout(size: u64, backing: Option<&Path>) -> Option<Vec<u8>> {
 
 /// Copies the image at `input` (raw or qcow2, detected) into a new image at
 /// `output`, as `vmctl create -i`: the new disk is `size` bytes (default: the
-/// input's size, never smaller). Zero ranges are left sparse. `progress` is
-/// called with (bytes done, bytes total) after every chunk.
+/// input's size, never smaller), rounded up to a whole MiB as vmctl does.
+/// Zero ranges are left sparse. `progress` is called with (bytes done, bytes
+/// total) after every chunk. Returns the size of the new disk.
 pub fn convert_image(
     input: &Path,
     output: &Path,
     format: ImageFormat,
     size: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<()> {
+) -> Result<u64> {
     let mut src = open_image(input, ImageFormat::detect(input)?, true)?;
     let in_size = src.size();
     let size = size.unwrap_or(in_size);
@@ -161,6 +163,7 @@ pub fn convert_image(
             "size cannot be smaller than input disk size",
         ));
     }
+    let size = size.div_ceil(MIB) * MIB;
     match format {
         ImageFormat::Raw => create_raw(output, size)?,
         ImageFormat::Qcow2 => create_qcow2(output, size, None)?,
@@ -185,5 +188,5 @@ pub fn convert_image(
     if result.is_err() {
         let _ = std::fs::remove_file(output);
     }
-    result
+    result.map(|_| size)
 }

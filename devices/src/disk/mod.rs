@@ -38,7 +38,7 @@ impl ImageFormat {
         Self::detect_file(&file).map_err(|e| DiskError::io(path, e))
     }
 
-    fn detect_file(file: &File) -> io::Result<ImageFormat> {
+    pub(crate) fn detect_file(file: &File) -> io::Result<ImageFormat> {
         let mut magic = [0u8; 4];
         let n = sys::read_at_most(file, &mut magic, 0)?;
         Ok(if n == 4 && magic == qcow2::MAGIC {
@@ -130,6 +130,29 @@ pub fn open_image(path: &Path, format: ImageFormat, read_only: bool) -> Result<B
     Ok(match format {
         ImageFormat::Raw => Box::new(RawImage::open(path, read_only)?),
         ImageFormat::Qcow2 => Box::new(Qcow2Image::open(path, read_only)?),
+    })
+}
+
+/// Opens an image from files already open: the image, then (for qcow2) its
+/// backing chain in order, as the vm process passes them to a vioblk child.
+/// `name` is the image's path, for messages and backing names.
+pub fn open_image_files(
+    files: Vec<File>,
+    name: &Path,
+    format: ImageFormat,
+    read_only: bool,
+) -> Result<Box<dyn DiskImage>> {
+    Ok(match format {
+        ImageFormat::Raw => {
+            let Some(file) = files.into_iter().next() else {
+                return Err(DiskError::Backing {
+                    path: name.to_path_buf(),
+                    reason: "no file".into(),
+                });
+            };
+            Box::new(RawImage::from_file(file, name, read_only)?)
+        }
+        ImageFormat::Qcow2 => Box::new(Qcow2Image::open_files(files, name, read_only)?),
     })
 }
 

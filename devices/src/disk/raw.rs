@@ -20,6 +20,11 @@ impl RawImage {
             .write(!read_only)
             .open(path)
             .map_err(|e| DiskError::io(path, e))?;
+        Self::from_file(file, path, read_only)
+    }
+
+    /// A raw image on a file already open (`path` names it in messages).
+    pub fn from_file(file: File, path: &Path, read_only: bool) -> Result<RawImage> {
         let size = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
         Ok(RawImage {
             file,

@@ -107,10 +107,121 @@ fn u64s_be(vals: &[u64]) -> Vec<u8> {
     vals.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
+/// Where the files of a backing chain come from.
+enum ChainFiles {
+    /// Opened by path; backing names resolve against the image's directory.
+    Paths,
+    /// Already open, top image first.
+    Open(std::iter::Peekable<std::vec::IntoIter<File>>),
+}
+
+impl ChainFiles {
+    /// Checks that `path` may join the chain (no loop, not too deep), and
+    /// records it.
+    fn enter(&self, path: &Path, chain: &mut Vec<PathBuf>) -> Result<()> {
+        let key = match self {
+            ChainFiles::Paths => std::fs::canonicalize(path).map_err(|e| DiskError::io(path, e))?,
+            // Each open file is used once, so there is no loop to find.
+            ChainFiles::Open(_) => path.to_path_buf(),
+        };
+        let reason = if chain.contains(&key) {
+            "backing file loop".to_string()
+        } else if chain.len() >= MAX_CHAIN_DEPTH {
+            format!("chain deeper than {MAX_CHAIN_DEPTH} images")
+        } else {
+            chain.push(key);
+            return Ok(());
+        };
+        Err(DiskError::Backing {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    fn open(&mut self, path: &Path, read_only: bool) -> Result<File> {
+        match self {
+            ChainFiles::Paths => OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .open(path)
+                .map_err(|e| DiskError::io(path, e)),
+            ChainFiles::Open(files) => files.next().ok_or_else(|| DiskError::Backing {
+                path: path.to_path_buf(),
+                reason: "missing base image".into(),
+            }),
+        }
+    }
+
+    /// The format of the backing file about to be opened: as the header
+    /// says, else from its first bytes. It must be a regular file or a
+    /// block device: a FIFO or a terminal named by a hostile image would
+    /// block us.
+    fn backing_format(&mut self, path: &Path, stated: Option<ImageFormat>) -> Result<ImageFormat> {
+        let io = |e| DiskError::io(path, e);
+        let (kind, detected) = match self {
+            ChainFiles::Paths => {
+                let kind = std::fs::metadata(path).map_err(io)?.file_type();
+                let detect = || ImageFormat::detect(path);
+                (
+                    kind,
+                    if stated.is_none() && kind.is_file() {
+                        Some(detect()?)
+                    } else {
+                        None
+                    },
+                )
+            }
+            ChainFiles::Open(files) => {
+                let Some(file) = files.peek() else {
+                    return Err(DiskError::Backing {
+                        path: path.to_path_buf(),
+                        reason: "missing base image".into(),
+                    });
+                };
+                let kind = file.metadata().map_err(io)?.file_type();
+                (
+                    kind,
+                    if stated.is_none() {
+                        Some(ImageFormat::detect_file(file).map_err(io)?)
+                    } else {
+                        None
+                    },
+                )
+            }
+        };
+        if !(kind.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&kind)) {
+            return Err(DiskError::Backing {
+                path: path.to_path_buf(),
+                reason: "not a regular file or block device".into(),
+            });
+        }
+        match (stated, detected) {
+            (Some(f), _) | (None, Some(f)) => Ok(f),
+            (None, None) => ImageFormat::detect(path),
+        }
+    }
+}
+
 impl Qcow2Image {
     /// Opens a qcow2 image and its backing chain (read-only).
     pub fn open(path: &Path, read_only: bool) -> Result<Qcow2Image> {
-        Self::open_in_chain(path, read_only, &mut Vec::new())
+        Self::open_in_chain(path, read_only, &mut Vec::new(), &mut ChainFiles::Paths)
+    }
+
+    /// Opens a qcow2 image from files already open: the image first, then
+    /// its backing chain in order, as the vm process hands them to a vioblk
+    /// child. `name` (the image's path) resolves backing names for messages.
+    pub fn open_files(files: Vec<File>, name: &Path, read_only: bool) -> Result<Qcow2Image> {
+        let mut files = ChainFiles::Open(files.into_iter().peekable());
+        Self::open_in_chain(name, read_only, &mut Vec::new(), &mut files)
+    }
+
+    /// The files of the image at `path` and its backing chain, top first,
+    /// so that a privileged parent can open them for a sandboxed child.
+    pub fn chain_paths(path: &Path) -> Result<Vec<PathBuf>> {
+        let mut chain = Vec::new();
+        Self::open_in_chain(path, true, &mut chain, &mut ChainFiles::Paths)?;
+        Ok(chain)
     }
 
     /// The virtual size of the image.
@@ -122,27 +233,14 @@ impl Qcow2Image {
         self.cluster_size
     }
 
-    fn open_in_chain(path: &Path, read_only: bool, chain: &mut Vec<PathBuf>) -> Result<Qcow2Image> {
-        let canonical = std::fs::canonicalize(path).map_err(|e| DiskError::io(path, e))?;
-        if chain.contains(&canonical) {
-            return Err(DiskError::Backing {
-                path: path.to_path_buf(),
-                reason: "backing file loop".into(),
-            });
-        }
-        if chain.len() >= MAX_CHAIN_DEPTH {
-            return Err(DiskError::Backing {
-                path: path.to_path_buf(),
-                reason: format!("chain deeper than {MAX_CHAIN_DEPTH} images"),
-            });
-        }
-        chain.push(canonical);
-
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .open(path)
-            .map_err(|e| DiskError::io(path, e))?;
+    fn open_in_chain(
+        path: &Path,
+        read_only: bool,
+        chain: &mut Vec<PathBuf>,
+        files: &mut ChainFiles,
+    ) -> Result<Qcow2Image> {
+        files.enter(path, chain)?;
+        let file = files.open(path, read_only)?;
         let file_len = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
         let first_len = file_len.min(1 << header::MAX_CLUSTER_BITS) as usize;
         let mut first = vec![0u8; first_len];
@@ -191,8 +289,7 @@ impl Qcow2Image {
             if e & L1_RESERVED != 0 {
                 return Err(corrupt_err(format!("L1 entry {i} has reserved bits set")));
             }
-            if off % cluster_size != 0 || (off != 0 && off.saturating_add(cluster_size) > file_len)
-            {
+            if off % cluster_size != 0 || (off != 0 && off >= file_len) {
                 return Err(corrupt_err(format!(
                     "L1 entry {i} points outside the file or is misaligned"
                 )));
@@ -206,7 +303,7 @@ impl Qcow2Image {
         for (i, &e) in rc_table.iter().enumerate() {
             if e & REFCOUNT_TABLE_RESERVED != 0
                 || e % cluster_size != 0
-                || (e != 0 && e.saturating_add(cluster_size) > file_len)
+                || (e != 0 && e >= file_len)
             {
                 return Err(corrupt_err(format!(
                     "refcount table entry {i} points outside the file or is misaligned"
@@ -225,26 +322,27 @@ impl Qcow2Image {
                     path.parent().unwrap_or(Path::new(".")).join(name)
                 };
                 let format = match header.backing_format.as_deref() {
-                    Some("qcow2") => ImageFormat::Qcow2,
-                    Some("raw") => ImageFormat::Raw,
+                    Some("qcow2") => Some(ImageFormat::Qcow2),
+                    Some("raw") => Some(ImageFormat::Raw),
                     Some(other) => {
                         return Err(DiskError::Unsupported {
                             path: path.to_path_buf(),
                             feature: format!("backing file format {other:?}"),
                         })
                     }
-                    None => ImageFormat::detect(&resolved)?,
+                    None => None,
                 };
-                let image: Box<dyn DiskImage> = match format {
-                    ImageFormat::Qcow2 => Box::new(Self::open_in_chain(&resolved, true, chain)?),
+                let image: Box<dyn DiskImage> = match files.backing_format(&resolved, format)? {
+                    ImageFormat::Qcow2 => {
+                        Box::new(Self::open_in_chain(&resolved, true, chain, files)?)
+                    }
                     ImageFormat::Raw => {
-                        if chain.len() >= MAX_CHAIN_DEPTH {
-                            return Err(DiskError::Backing {
-                                path: resolved,
-                                reason: format!("chain deeper than {MAX_CHAIN_DEPTH} images"),
-                            });
-                        }
-                        Box::new(RawImage::open(&resolved, true)?)
+                        files.enter(&resolved, chain)?;
+                        Box::new(RawImage::from_file(
+                            files.open(&resolved, true)?,
+                            &resolved,
+                            true,
+                        )?)
                     }
                 };
                 (Some(image), Some(resolved))
@@ -417,6 +515,26 @@ impl Qcow2Image {
             return Ok(Mapping::Unallocated);
         }
         self.check_offset("data cluster", offset)?;
+        // A data cluster inside the L1 or refcount table would let guest
+        // writes overwrite metadata.
+        let tables = [
+            (
+                self.header.l1_table_offset,
+                u64::from(self.header.l1_size) * 8,
+            ),
+            (
+                self.header.refcount_table_offset,
+                u64::from(self.header.refcount_table_clusters) * self.cluster_size,
+            ),
+        ];
+        if tables
+            .iter()
+            .any(|&(start, len)| offset < start + len && start < offset + self.cluster_size)
+        {
+            return Err(self.corrupt(format!(
+                "data cluster at {offset:#x} overlaps a metadata table"
+            )));
+        }
         Ok(Mapping::Data(offset))
     }
 

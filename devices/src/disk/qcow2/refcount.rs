@@ -14,6 +14,8 @@ use crate::disk::{sys, DiskError};
 
 /// Host offsets must fit in the 56-bit offset field of L1/L2 entries.
 const MAX_HOST_OFFSET: u64 = 1 << 56;
+/// How far past the cursor to look for a free cluster before giving up.
+const MAX_FREE_SCAN: u64 = 1 << 22;
 /// Refcount-block allocation recurses at most twice in practice.
 const MAX_RC_DEPTH: u32 = 8;
 
@@ -96,7 +98,15 @@ impl Qcow2Image {
     /// cursor past it.
     fn find_free_cluster(&mut self) -> Result<u64> {
         let mut cluster = self.next_free;
+        let give_up = cluster.saturating_add(MAX_FREE_SCAN);
         loop {
+            if cluster >= give_up {
+                // Only a hostile image counts millions of clusters past the
+                // end of its file.
+                return Err(self.corrupt(format!(
+                    "no free cluster among {MAX_FREE_SCAN} after the end of the file"
+                )));
+            }
             if (cluster + 1) << self.cluster_bits > MAX_HOST_OFFSET {
                 return Err(DiskError::Corrupt {
                     path: self.path.clone(),
