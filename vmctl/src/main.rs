@@ -551,8 +551,21 @@ fn create(cmd: &Command, argv: &[String]) -> Result<()> {
             }
         };
         let want = (size != 0).then_some(size);
+        let requested = match want {
+            Some(w) => w,
+            None => ImageFormat::detect(Path::new(&input))
+                .and_then(|f| disk::open_image(Path::new(&input), f, true))
+                .map(|img| img.size())
+                .unwrap_or(0),
+        };
         return match disk::convert_image(Path::new(&input), path, format, want, &mut progress) {
-            Ok(()) => {
+            Ok(size) => {
+                if requested < size {
+                    warnx(&format!(
+                        "destination size rounded to {} megabytes",
+                        size / 1048576
+                    ));
+                }
                 warnx(&format!("{} imagefile created", format.name()));
                 Ok(())
             }
