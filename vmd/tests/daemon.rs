@@ -59,6 +59,19 @@ fn connect(sock: &Path) -> ImsgBuf {
     ImsgBuf::new(UnixStream::connect(sock).unwrap())
 }
 
+/// The four children, once the parent has started them all (the control
+/// socket can appear before the last one is running).
+fn all_children(pid: u32) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = children_of(pid);
+        if kids.len() >= 4 || Instant::now() > deadline {
+            return kids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn children_of(pid: u32) -> Vec<u32> {
     let out = Command::new("pgrep")
         .args(["-P", &pid.to_string()])
@@ -78,7 +91,7 @@ fn status_request_is_answered_and_garbage_is_refused() {
     }
     let mut d = start("status");
     assert_eq!(
-        children_of(d.child.id()).len(),
+        all_children(d.child.id()).len(),
         4,
         "control, priv, vmm, agentx"
     );
@@ -171,7 +184,7 @@ fn sigterm_stops_every_process() {
         return;
     }
     let mut d = start("term");
-    let kids = children_of(d.child.id());
+    let kids = all_children(d.child.id());
     assert_eq!(kids.len(), 4);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) };
@@ -199,7 +212,7 @@ fn killing_a_child_stops_the_daemon() {
         return;
     }
     let mut d = start("lost");
-    let kids = children_of(d.child.id());
+    let kids = all_children(d.child.id());
     // SAFETY: signalling a process we started.
     unsafe { libc::kill(kids[0] as libc::pid_t, libc::SIGKILL) };
     let deadline = Instant::now() + Duration::from_secs(10);

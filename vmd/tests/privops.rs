@@ -24,53 +24,59 @@ fn child_side() {
         return;
     }
     let s = |x: &str| x.to_string();
+    // Switch interfaces are the administrator's; vmd only checks them.
+    let e = priv_op(&PrivOp::Exists {
+        ifname: s("bridge7"),
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert!(Command::new("ip")
+        .args(["link", "add", "name", "bridge7", "type", "bridge"])
+        .status()
+        .unwrap()
+        .success());
     priv_op(&PrivOp::Exists {
-        ifname: s("vmdbr0"),
+        ifname: s("bridge7"),
     })
     .unwrap();
-    let (_tap, name) = open_tap("vmdtap0").unwrap();
-    assert_eq!(name, "vmdtap0");
+
+    let (_tap, name) = open_tap("tap7").unwrap();
+    assert_eq!(name, "tap7");
     priv_op(&PrivOp::AddMember {
-        bridge: s("vmdbr0"),
-        member: s("vmdtap0"),
+        bridge: s("bridge7"),
+        member: s("tap7"),
     })
     .unwrap();
     priv_op(&PrivOp::Describe {
-        ifname: s("vmdtap0"),
+        ifname: s("tap7"),
         descr: s("vm1-if0-web"),
     })
     .unwrap();
     priv_op(&PrivOp::Up {
-        ifname: s("vmdbr0"),
+        ifname: s("bridge7"),
     })
     .unwrap();
-    priv_op(&PrivOp::Up {
-        ifname: s("vmdtap0"),
-    })
-    .unwrap();
+    priv_op(&PrivOp::Up { ifname: s("tap7") }).unwrap();
     priv_op(&PrivOp::Address {
-        ifname: s("vmdtap0"),
+        ifname: s("tap7"),
         addr: IpAddr::V4(Ipv4Addr::new(100, 64, 1, 2)),
         prefix: 31,
     })
     .unwrap();
-    let link = ip_out(&["-o", "link", "show", "dev", "vmdtap0"]);
-    assert!(link.contains("master vmdbr0"), "{link}");
+    let link = ip_out(&["-o", "link", "show", "dev", "tap7"]);
+    assert!(link.contains("master bridge7"), "{link}");
     assert!(link.contains("alias vm1-if0-web"), "{link}");
-    let addr = ip_out(&["-o", "addr", "show", "dev", "vmdtap0"]);
+    let addr = ip_out(&["-o", "addr", "show", "dev", "tap7"]);
     assert!(addr.contains("100.64.1.2/31"), "{addr}");
     // No Linux counterpart: refused with a reason, nothing changed.
     let e = priv_op(&PrivOp::Group {
-        ifname: s("vmdtap0"),
+        ifname: s("tap7"),
         group: s("vms"),
     })
     .unwrap_err();
     assert!(e.to_string().contains("not supported on Linux"), "{e}");
-    priv_op(&PrivOp::Down {
-        ifname: s("vmdtap0"),
-    })
-    .unwrap();
-    let link = ip_out(&["-o", "link", "show", "dev", "vmdtap0"]);
+    priv_op(&PrivOp::Down { ifname: s("tap7") }).unwrap();
+    let link = ip_out(&["-o", "link", "show", "dev", "tap7"]);
     assert!(!link.contains(",UP"), "{link}");
     println!("PRIVOPS-CHILD-OK");
 }

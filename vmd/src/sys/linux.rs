@@ -56,13 +56,12 @@ pub fn priv_op(op: &PrivOp) -> io::Result<()> {
             if exists(ifname) {
                 Ok(())
             } else {
-                ip(&["link", "add", "name", ifname, "type", "bridge"])
+                Err(io::Error::other(format!(
+                    "bridge \"{ifname}\" does not exist"
+                )))
             }
         }
         PrivOp::AddMember { bridge, member } => {
-            if !exists(bridge) {
-                ip(&["link", "add", "name", bridge, "type", "bridge"])?;
-            }
             ip(&["link", "set", "dev", member, "master", bridge])
         }
         PrivOp::Up { ifname } => ip(&["link", "set", "dev", ifname, "up"]),
