@@ -112,14 +112,17 @@ fn run_child(id: ProcId) -> std::io::Result<()> {
     ])?;
     let chan = vmd::proc::parent_channel()?;
     let user = sys::unprivileged_user()?;
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
     match id {
         ProcId::Control => {
             let listener = control::bind_socket(&control::socket_path())?;
             sys::drop_privileges(&user, Some(sys::EMPTY_DIR))?;
+            sys::sandbox(id, &exe)?;
             control::run(chan, listener, signals)
         }
         ProcId::Vmm => {
             sys::drop_privileges(&user, None)?;
+            sys::sandbox(id, &exe)?;
             child::run("vmm", chan, signals, vmm::handle)
         }
         ProcId::Priv => {
@@ -137,6 +140,7 @@ fn run_child(id: ProcId) -> std::io::Result<()> {
         }
         ProcId::Agentx => {
             sys::drop_privileges(&user, Some(sys::EMPTY_DIR))?;
+            sys::sandbox(id, &exe)?;
             child::run("agentx", chan, signals, |_, _| {})
         }
         ProcId::Parent => Err(std::io::Error::other("the parent has no -P title")),

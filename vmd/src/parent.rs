@@ -36,6 +36,7 @@ pub fn run(exe: &str, args: &[String]) -> io::Result<()> {
         libc::SIGUSR1,
     ])?;
     let mut children = proc::spawn_children(exe, args)?;
+    sys::sandbox(ProcId::Parent, exe)?;
     let mut poll = Poll::new()?;
     for (i, c) in children.iter_mut().enumerate() {
         poll.registry()

@@ -120,3 +120,9 @@ pub fn open_tap(name: &str) -> io::Result<(std::os::fd::OwnedFd, String)> {
     let actual = String::from_utf8_lossy(&ifr[..end]).into_owned();
     Ok((OwnedFd::from(tun), actual))
 }
+
+/// Linux has no pledge or unveil: the processes rely on the chroot and the
+/// unprivileged user set up by `drop_privileges`.
+pub fn sandbox(_role: crate::proc::ProcId, _exe: &str) -> io::Result<()> {
+    Ok(())
+}

@@ -21,3 +21,58 @@ pub fn priv_op(op: &PrivOp) -> io::Result<()> {
         "{op:?}: not implemented on OpenBSD yet"
     )))
 }
+
+use std::ffi::CString;
+
+use crate::proc::ProcId;
+
+fn pledge(promises: &str) -> io::Result<()> {
+    let p = CString::new(promises).map_err(io::Error::other)?;
+    // SAFETY: pledge with a valid promise string and no exec promises.
+    if unsafe { libc::pledge(p.as_ptr(), std::ptr::null()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn unveil(path: Option<&str>, perms: Option<&str>) -> io::Result<()> {
+    let path = path
+        .map(CString::new)
+        .transpose()
+        .map_err(io::Error::other)?;
+    let perms = perms
+        .map(CString::new)
+        .transpose()
+        .map_err(io::Error::other)?;
+    // SAFETY: unveil with valid C strings or nulls (which lock the list).
+    let rc = unsafe {
+        libc::unveil(
+            path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            perms.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Restricts this process to what its role needs, with the promises the
+/// C vmd makes in each process. `exe` is vmd's own path, which vmm execs.
+pub fn sandbox(role: ProcId, exe: &str) -> io::Result<()> {
+    match role {
+        ProcId::Parent => {
+            pledge("stdio rpath wpath proc tty recvfd sendfd getpw chown fattr flock")
+        }
+        ProcId::Control => pledge("stdio unix recvfd sendfd"),
+        ProcId::Vmm => {
+            unveil(Some(exe), Some("x"))?;
+            unveil(None, None)?;
+            pledge("stdio vmm sendfd recvfd proc exec")
+        }
+        // Interface ioctls are not allowed under pledge, so priv, like
+        // vmd's, runs without one.
+        ProcId::Priv => Ok(()),
+        ProcId::Agentx => pledge("stdio recvfd unix"),
+    }
+}
