@@ -1,1 +1,6 @@
+//! The vm process: hypervisor backends, the vcpu loop, and the wire
+//! structs it shares with vmd and the device children.
+
 pub mod abi;
+pub mod hv;
+pub mod vcpu;

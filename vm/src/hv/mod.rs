@@ -1,0 +1,51 @@
+//! The hypervisor behind the vm process. The KVM backend runs on Linux;
+//! vmm(4) on OpenBSD goes through `vmm-sys` (its backend comes with the vm
+//! process work). The vcpu loop sees only [`Vcpu`] and [`Exit`].
+
+#[cfg(target_os = "linux")]
+pub mod kvm;
+
+/// Why the guest stopped running and what it wants.
+#[derive(Debug)]
+pub enum Exit<'a> {
+    /// `out` to `port`; `data` is 1, 2 or 4 bytes.
+    IoOut { port: u16, data: &'a [u8] },
+    /// `in` from `port`: fill `data` before running again.
+    IoIn { port: u16, data: &'a mut [u8] },
+    /// The guest executed HLT.
+    Halt,
+    /// The guest can take an interrupt now (after a window was requested).
+    InterruptWindow,
+    /// A triple fault: vmd reboots the VM.
+    Shutdown,
+    /// KVM_RUN was interrupted by a signal (a kick).
+    Interrupted,
+    /// Anything else, described for the log.
+    Other(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HvError {
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("guest memory region at {addr:#x} cannot be registered: {reason}")]
+    Memory { addr: u64, reason: String },
+}
+
+/// One virtual CPU.
+pub trait Vcpu {
+    /// Runs the guest until the next exit.
+    fn run(&mut self) -> Result<Exit<'_>, HvError>;
+    /// Whether the guest has interrupts enabled (RFLAGS.IF).
+    fn interrupts_enabled(&mut self) -> Result<bool, HvError>;
+    /// Whether an interrupt can be injected right now.
+    fn ready_for_interrupt(&mut self) -> bool;
+    /// Injects external interrupt `vector`.
+    fn inject_interrupt(&mut self, vector: u8) -> Result<(), HvError>;
+    /// Asks for an [`Exit::InterruptWindow`] as soon as the guest can take
+    /// an interrupt.
+    fn request_interrupt_window(&mut self, on: bool);
+}
