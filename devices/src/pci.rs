@@ -319,7 +319,7 @@ impl PciBus {
         for slot in &self.slots {
             for (i, h) in slot.bars.iter().enumerate() {
                 let base = slot.bar_base(i);
-                if port >= base && port < base + VM_PCI_IO_BAR_SIZE {
+                if port >= base && port - base < VM_PCI_IO_BAR_SIZE {
                     return Some((h.clone(), i as u8, (port - base) as u16));
                 }
             }
