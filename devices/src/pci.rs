@@ -11,11 +11,13 @@
 //! as the port bus's fallback, and it dispatches I/O BAR accesses to the
 //! device whose BAR (as the guest programmed it) covers the port.
 //!
-//! Two deliberate differences from the C code, both invisible to correct
-//! drivers: sub-dword config accesses use their real byte lanes (the C
-//! code writes byte and word accesses at 0xcfd-0xcff into the low lanes),
-//! and a device interrupts on the IRQ it was assigned even if the guest
-//! rewrites the interrupt line register (which is only a note for drivers).
+//! Deliberate differences from the C code, invisible to correct drivers:
+//! sub-dword config accesses use their real byte lanes (the C code puts
+//! byte and word writes at 0xcfd-0xcff into the low lanes); identity,
+//! status, capability and pin bytes are read-only (the C code stores any
+//! write but the option ROM's); BAR writes are aligned to the BAR size; and
+//! a device interrupts on the IRQ it was assigned even if the guest
+//! rewrites the interrupt line register.
 
 use std::sync::{Arc, Mutex};
 
@@ -319,7 +321,7 @@ impl PciBus {
         for slot in &self.slots {
             for (i, h) in slot.bars.iter().enumerate() {
                 let base = slot.bar_base(i);
-                if port >= base && port < base + VM_PCI_IO_BAR_SIZE {
+                if port >= base && port - base < VM_PCI_IO_BAR_SIZE {
                     return Some((h.clone(), i as u8, (port - base) as u16));
                 }
             }

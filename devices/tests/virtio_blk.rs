@@ -178,6 +178,11 @@ fn linux_virtio_blk_reads_config_writes_and_reads_sectors() {
         VIRTIO_BLK_S_UNSUPP
     );
     assert_eq!(s.request(77, 0, 0, false).0, VIRTIO_BLK_S_UNSUPP);
+    // Found by the fuzzer: sector numbers of other requests are not offsets.
+    assert_eq!(
+        s.request(VIRTIO_BLK_T_GET_ID, u64::MAX, 0, false).0,
+        VIRTIO_BLK_S_UNSUPP
+    );
     // The last sector is reachable.
     assert_eq!(s.request(VIRTIO_BLK_T_IN, 63, 512, true).0, VIRTIO_BLK_S_OK);
 }

@@ -342,6 +342,12 @@ fn pci_config_read_only_fields_and_odd_accesses() {
     m.outb(0xcf8, 0x3c);
     assert_eq!(m.inl(0xcf8), 0x8000_083c);
     assert_eq!(m.inb(0xcfc), 3);
+    // While a BAR is being sized it decodes nothing (and nothing wraps).
+    m.cfg_write32(1, 0x10, 0xffff_ffff);
+    assert_eq!(m.inl(0xffff), 0xffff_ffff);
+    assert_eq!(m.inw(0x1000 + 18), 0xffff);
+    m.cfg_write32(1, 0x10, 0x1000);
+    assert_eq!(m.inw(0x1000 + 18), 1);
     // Writes to unimplemented BARs stay zero.
     m.cfg_write32(1, 0x14, 0x5000);
     assert_eq!(m.cfg_read32(1, 0x14), 0);

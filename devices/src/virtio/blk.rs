@@ -207,25 +207,25 @@ impl Blk {
 
     /// Carries out `req`; returns the status and bytes written to the guest.
     fn execute(&mut self, req: &Request, chain: &Chain, mem: &GuestMemory) -> (u8, u32) {
+        if !matches!(req.kind, RequestType::In | RequestType::Out) {
+            // vmd offers no flush feature and no device ID.
+            return (VIRTIO_BLK_S_UNSUPP, 1);
+        }
+        // Request::parse range-checked the sectors of reads and writes.
         let offset = req.sector * SECTOR_SIZE;
-        let result = match req.kind {
-            RequestType::In => chain
+        let result = if req.kind == RequestType::In {
+            chain
                 .writer(mem)
                 .slices(req.data_len)
                 .map_err(io::Error::other)
-                .and_then(|s| self.backend.read_to_guest(&s, offset)),
-            RequestType::Out => {
-                let mut r = chain.reader(mem);
-                let mut header = [0u8; 16];
-                r.read_exact(&mut header)
-                    .and_then(|_| r.slices(req.data_len))
-                    .map_err(io::Error::other)
-                    .and_then(|s| self.backend.write_from_guest(&s, offset))
-            }
-            // vmd offers no flush feature and no device ID.
-            RequestType::Flush | RequestType::GetId | RequestType::Unsupported(_) => {
-                return (VIRTIO_BLK_S_UNSUPP, 1)
-            }
+                .and_then(|s| self.backend.read_to_guest(&s, offset))
+        } else {
+            let mut r = chain.reader(mem);
+            let mut header = [0u8; 16];
+            r.read_exact(&mut header)
+                .and_then(|_| r.slices(req.data_len))
+                .map_err(io::Error::other)
+                .and_then(|s| self.backend.write_from_guest(&s, offset))
         };
         match result {
             Ok(()) if req.kind == RequestType::In => (VIRTIO_BLK_S_OK, req.data_len as u32 + 1),

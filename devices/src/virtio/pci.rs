@@ -13,6 +13,14 @@
 //! The guest is hostile: wrong access sizes and writes to read-only
 //! registers are logged and ignored, queue indices are checked, and the
 //! queues themselves check everything else.
+//!
+//! Deliberate differences from the C vmd: a queue size must be a non-zero
+//! power of two (vmd accepts any even size, which breaks its index masks)
+//! and is clamped to the device's maximum rather than to 1024; ring
+//! addresses outside guest memory disable the queue instead of stopping
+//! the process; the queue registers always show the selected queue (vmd
+//! shows them only once VIRTIO_F_VERSION_1 is negotiated); and a reset also
+//! lowers the interrupt line.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,10 @@
 //! viornd: the virtio entropy device. Every writable buffer the driver
 //! posts is filled with bytes from the host's random number generator.
+//!
+//! Unlike the C vmd, which serves one buffer per notification and stops
+//! the process on a request over 64 KiB, every available chain is served
+//! and a request is filled up to 64 KiB; readable buffers are never
+//! written.
 
 use super::queue::Queue;
 use super::{VirtioDevice, DEVICE_ENTROPY, VIRTIO_F_VERSION_1};
