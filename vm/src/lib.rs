@@ -3,4 +3,6 @@
 
 pub mod abi;
 pub mod hv;
+pub mod loader;
+pub mod memory_layout;
 pub mod vcpu;

@@ -1,0 +1,3 @@
+//! Loading what the VM starts from.
+
+pub mod bios;
