@@ -3,6 +3,7 @@
 
 pub mod abi;
 pub mod hv;
+pub mod interrupts;
 pub mod loader;
 pub mod memory_layout;
 pub mod vcpu;

@@ -1,0 +1,114 @@
+//! The PC's interrupt path in the vm process: devices drive i8259 inputs
+//! through [`PicLine`]s, the PIT's channel 0 pulses IRQ 0, and the vcpu
+//! loop asks [`PcInterrupts`] what to inject and waits on it in HLT.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use devices::clock::Clock;
+use devices::i8253::Pit;
+use devices::i8259::Pic;
+use devices::irq::IrqLine;
+
+use crate::vcpu::InterruptSource;
+
+/// Longest HLT sleep before looking again (pause, shutdown requests).
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Wakes a halted vcpu when an interrupt may have become pending.
+#[derive(Default)]
+pub struct Doorbell {
+    rung: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Doorbell {
+    pub fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let g = self.rung.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |rung| !*rung)
+            .unwrap_or_else(|e| e.into_inner());
+        *g = false;
+    }
+}
+
+/// An ISA interrupt input of the PIC pair.
+pub struct PicLine {
+    pic: Arc<Mutex<Pic>>,
+    irq: u8,
+    bell: Arc<Doorbell>,
+}
+
+impl PicLine {
+    pub fn new(pic: Arc<Mutex<Pic>>, irq: u8, bell: Arc<Doorbell>) -> PicLine {
+        PicLine { pic, irq, bell }
+    }
+}
+
+impl IrqLine for PicLine {
+    fn set_level(&self, level: bool) {
+        self.pic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_irq(self.irq, level);
+        if level {
+            self.bell.ring();
+        }
+    }
+}
+
+/// The PIC pair fed by the PIT and by device lines.
+pub struct PcInterrupts {
+    pub pic: Arc<Mutex<Pic>>,
+    pub pit: Arc<Mutex<Pit>>,
+    pub clock: Arc<dyn Clock>,
+    pub bell: Arc<Doorbell>,
+}
+
+impl PcInterrupts {
+    /// Turns PIT channel 0 edges into an IRQ 0 pulse.
+    fn poll_timer(&self) {
+        let edges = self
+            .pit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .irq0_edges();
+        if edges > 0 {
+            let mut pic = self.pic.lock().unwrap_or_else(|e| e.into_inner());
+            pic.set_irq(0, true);
+            pic.set_irq(0, false);
+        }
+    }
+}
+
+impl InterruptSource for PcInterrupts {
+    fn acknowledge(&self) -> Option<u8> {
+        self.pic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .acknowledge()
+    }
+
+    fn pending(&self) -> bool {
+        self.poll_timer();
+        self.pic.lock().unwrap_or_else(|e| e.into_inner()).pending()
+    }
+
+    fn wait(&self) -> bool {
+        let now = self.clock.monotonic();
+        let next = self
+            .pit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_irq0();
+        let timeout = next.map_or(MAX_WAIT, |t| t.saturating_sub(now).min(MAX_WAIT));
+        self.bell.wait(timeout);
+        true
+    }
+}
