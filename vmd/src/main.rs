@@ -33,7 +33,8 @@ struct Args {
 }
 
 enum ArgError {
-    Usage,
+    /// getopt's complaint, printed before the usage line.
+    Usage(Option<String>),
 }
 
 /// getopt(3) with vmd's option string "D:P:V:X:df:i:j:nt:vp:".
@@ -65,7 +66,9 @@ fn parse_args(argv: &[String]) -> Result<Args, ArgError> {
                         rest
                     } else {
                         i += 1;
-                        argv.get(i).cloned().ok_or(ArgError::Usage)?
+                        argv.get(i).cloned().ok_or_else(|| {
+                            ArgError::Usage(Some(format!("option requires an argument -- {opt}")))
+                        })?
                     };
                     match opt {
                         'D' => args.macros.push(value),
@@ -79,13 +82,13 @@ fn parse_args(argv: &[String]) -> Result<Args, ArgError> {
                         _ => args.title = Some(value),
                     }
                 }
-                _ => return Err(ArgError::Usage),
+                _ => return Err(ArgError::Usage(Some(format!("unknown option -- {opt}")))),
             }
         }
         i += 1;
     }
     if i < argv.len() {
-        return Err(ArgError::Usage);
+        return Err(ArgError::Usage(None));
     }
     Ok(args)
 }
@@ -102,7 +105,10 @@ fn main() -> ExitCode {
     let progname = progname(&argv);
     let args = match parse_args(&argv) {
         Ok(args) => args,
-        Err(ArgError::Usage) => {
+        Err(ArgError::Usage(complaint)) => {
+            if let Some(complaint) = complaint {
+                eprintln!("{progname}: {complaint}");
+            }
             eprintln!("usage: {progname} [-dnv] [-D macro=value] [-f file]");
             return ExitCode::from(1);
         }
