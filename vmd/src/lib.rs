@@ -1,7 +1,8 @@
 //! vmd: the daemon. One binary re-executes itself for each process role
-//! (see `proc`), as OpenBSD's vmd does.
+//! (see `proc`), as OpenBSD's vmd does; `config` is the vm.conf(5) parser.
 
 pub mod child;
+pub mod config;
 pub mod control;
 pub mod imsg_types;
 pub mod logging;

@@ -1,104 +1,209 @@
-//! vmd [-dnv] [-D macro=value] [-f file] [-P title]
+//! vmd(8): `vmd [-dnv] [-D macro=value] [-f file]`, and the process roles
+//! it re-executes itself as (`-P name`; `-V` and `-X` arrive with the vm
+//! process).
 
 use std::process::ExitCode;
 
+use vmd::config::{self, Diagnostic, ParseOptions, SystemHost};
 use vmd::proc::ProcId;
 use vmd::{child, control, logging, parent, sys, vmm};
 
+const VMD_CONF: &str = "/etc/vm.conf";
+
+/// What the command line asks for.
+#[derive(Debug, Default)]
 struct Args {
     debug: bool,
+    verbose: u32,
     noaction: bool,
-    verbose: usize,
+    conffile: Option<String>,
+    macros: Vec<String>,
+    /// `-P name`: run as one of the privsep processes.
+    process: Option<String>,
+    /// `-V fd`: run as a vm process.
+    vm_fd: Option<String>,
+    /// `-X fd`: run as a device process.
+    device_fd: Option<String>,
+    /// `-t type`, `-i fd`, `-j fd`, `-p title`: details of -V and -X.
+    device_type: Option<String>,
+    vmm_fd: Option<String>,
+    psp_fd: Option<String>,
     title: Option<String>,
-    /// The arguments to pass on to the children (all but -P).
-    passthrough: Vec<String>,
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: vmd [-dnv] [-D macro=value] [-f file]");
-    ExitCode::from(1)
+enum ArgError {
+    /// getopt's complaint, printed before the usage line.
+    Usage(Option<String>),
 }
 
-fn parse_args() -> Result<Args, ()> {
-    let mut a = Args {
-        debug: false,
-        noaction: false,
-        verbose: 0,
-        title: None,
-        passthrough: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            return Err(());
-        };
-        let mut chars = flags.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                'd' => a.debug = true,
-                'n' => a.noaction = true,
-                'v' => a.verbose += 1,
-                'D' | 'f' | 'P' => {
-                    let rest: String = chars.by_ref().collect();
-                    let value = if rest.is_empty() {
-                        it.next().ok_or(())?
-                    } else {
+/// getopt(3) with vmd's option string "D:P:V:X:df:i:j:nt:vp:".
+fn parse_args(argv: &[String]) -> Result<Args, ArgError> {
+    let mut args = Args::default();
+    let mut i = 1;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            break;
+        }
+        let opts: Vec<char> = arg[1..].chars().collect();
+        let mut j = 0;
+        while j < opts.len() {
+            let opt = opts[j];
+            j += 1;
+            match opt {
+                'd' => args.debug = true,
+                'n' => args.noaction = true,
+                'v' => args.verbose += 1,
+                'D' | 'P' | 'V' | 'X' | 'f' | 'i' | 'j' | 't' | 'p' => {
+                    let value: String = if j < opts.len() {
+                        let rest = opts[j..].iter().collect();
+                        j = opts.len();
                         rest
-                    };
-                    if c == 'P' {
-                        a.title = Some(value);
                     } else {
-                        a.passthrough.push(format!("-{c}"));
-                        a.passthrough.push(value);
+                        i += 1;
+                        argv.get(i).cloned().ok_or_else(|| {
+                            ArgError::Usage(Some(format!("option requires an argument -- {opt}")))
+                        })?
+                    };
+                    match opt {
+                        'D' => args.macros.push(value),
+                        'P' => args.process = Some(value),
+                        'V' => args.vm_fd = Some(value),
+                        'X' => args.device_fd = Some(value),
+                        'f' => args.conffile = Some(value),
+                        'i' => args.vmm_fd = Some(value),
+                        'j' => args.psp_fd = Some(value),
+                        't' => args.device_type = Some(value),
+                        _ => args.title = Some(value),
                     }
-                    break;
                 }
-                _ => return Err(()),
+                _ => return Err(ArgError::Usage(Some(format!("unknown option -- {opt}")))),
             }
         }
+        i += 1;
     }
-    if a.debug {
-        a.passthrough.push("-d".into());
+    if i < argv.len() {
+        return Err(ArgError::Usage(None));
     }
-    for _ in 0..a.verbose {
-        a.passthrough.push("-v".into());
+    Ok(args)
+}
+
+fn progname(argv: &[String]) -> String {
+    argv.first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "vmd".to_string())
+}
+
+/// The arguments the parent passes on to its children.
+fn passthrough(args: &Args) -> Vec<String> {
+    let mut v = Vec::new();
+    if args.debug {
+        v.push("-d".to_string());
     }
-    Ok(a)
+    for _ in 0..args.verbose {
+        v.push("-v".to_string());
+    }
+    for m in &args.macros {
+        v.push("-D".to_string());
+        v.push(m.clone());
+    }
+    if let Some(f) = &args.conffile {
+        v.push("-f".to_string());
+        v.push(f.clone());
+    }
+    v
+}
+
+/// Parses vm.conf, printing what the parser says as vmd does; `None` if
+/// the file is not valid.
+fn check_config(progname: &str, args: &Args) -> Option<config::Config> {
+    let mut macros = Vec::new();
+    for definition in &args.macros {
+        match config::split_macro_definition(definition) {
+            Some(pair) => macros.push(pair),
+            None => eprintln!("{progname}: could not parse macro definition {definition}"),
+        }
+    }
+    // With -n, vmd logs to stderr, and debug lines need -vv.
+    let show_debug = args.verbose > 1 || (args.debug && args.verbose > 0);
+    let options = ParseOptions {
+        is_default_path: args.conffile.is_none(),
+        path: args
+            .conffile
+            .clone()
+            .unwrap_or_else(|| VMD_CONF.to_string()),
+        macros,
+    };
+    let parsed = config::parse(&options, &mut SystemHost);
+    for diagnostic in &parsed.diagnostics {
+        match diagnostic {
+            Diagnostic::Error(err) => eprintln!("{progname}: {err}"),
+            Diagnostic::Warning(text) => eprintln!("{progname}: {text}"),
+            Diagnostic::Debug(text) if show_debug => eprintln!("{progname}: {text}"),
+            Diagnostic::Debug(_) => {}
+            Diagnostic::UnusedMacro(text) => eprintln!("{text}"),
+        }
+    }
+    parsed.config
 }
 
 fn main() -> ExitCode {
-    let Ok(args) = parse_args() else {
-        return usage();
+    let argv: Vec<String> = std::env::args().collect();
+    let progname = progname(&argv);
+    let args = match parse_args(&argv) {
+        Ok(args) => args,
+        Err(ArgError::Usage(complaint)) => {
+            if let Some(complaint) = complaint {
+                eprintln!("{progname}: {complaint}");
+            }
+            eprintln!("usage: {progname} [-dnv] [-D macro=value] [-f file]");
+            return ExitCode::from(1);
+        }
     };
-    logging::init(args.debug, args.verbose);
-    if args.noaction {
-        // Saying "configuration OK" without reading the file would be a lie.
-        eprintln!("vmd: checking vm.conf is not implemented yet");
+    logging::init(args.debug || args.noaction, args.verbose as usize);
+
+    if let Some(title) = args.process.as_deref() {
+        let Some(id) = ProcId::from_title(title) else {
+            eprintln!("{progname}: invalid process name: {title}");
+            return ExitCode::from(1);
+        };
+        return match run_child(id) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => logging::fatalx(&e.to_string()),
+        };
+    }
+    if args.vm_fd.is_some() || args.device_fd.is_some() {
+        eprintln!("{progname}: the vm and device processes (-V, -X) are not implemented yet");
         return ExitCode::from(1);
     }
-    let result = match args.title.as_deref() {
-        None => run_parent(&args),
-        Some(title) => match ProcId::from_title(title) {
-            Some(id) => run_child(id),
-            None => {
-                eprintln!("vmd: invalid process name: {title}");
-                return ExitCode::from(1);
-            }
-        },
+    if !args.noaction {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("{progname}: need root privileges");
+            return ExitCode::from(1);
+        }
+    }
+    // vmd refuses to start with a broken configuration, as with -n.
+    if check_config(&progname, &args).is_none() {
+        return ExitCode::from(1);
+    }
+    if args.noaction {
+        eprintln!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => logging::fatalx(&e.to_string()),
     };
-    match result {
+    match parent::run(&exe.to_string_lossy(), &passthrough(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => logging::fatalx(&e.to_string()),
     }
-}
-
-fn run_parent(args: &Args) -> std::io::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(std::io::Error::other("need root privileges"));
-    }
-    let exe = std::env::current_exe()?;
-    parent::run(&exe.to_string_lossy(), &args.passthrough)
 }
 
 fn run_child(id: ProcId) -> std::io::Result<()> {
