@@ -14,6 +14,7 @@ pub mod i8253;
 pub mod i8259;
 pub mod irq;
 pub mod memory;
+pub mod ns8250;
 pub mod pci;
 pub mod sys;
 pub mod virtio;
