@@ -13,6 +13,7 @@ pub mod disk;
 pub mod i8253;
 pub mod i8259;
 pub mod irq;
+pub mod mc146818;
 pub mod memory;
 pub mod ns8250;
 pub mod pci;
