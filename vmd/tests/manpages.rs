@@ -1,5 +1,10 @@
 //! The manual pages are lint-clean: `mandoc -Tlint` reports nothing, not
 //! even style notes. mandoc comes from .ci/install-deps.
+//!
+//! Two messages describe the host rather than our pages and are ignored:
+//! "referenced manual not found" (the pages cite OpenBSD manuals such as
+//! vmm(4) and tap(4) that a Linux host lacks) and complaints about the
+//! host's own mandoc.db.
 
 use std::process::Command;
 
@@ -16,7 +21,11 @@ fn mandoc_lint_reports_nothing() {
         })
         .collect();
     pages.sort();
-    assert!(pages.iter().any(|p| p == "vmd.8") && pages.iter().any(|p| p == "vmctl.8"));
+    assert!(
+        pages.iter().any(|p| p == "vmd.8")
+            && pages.iter().any(|p| p == "vmctl.8")
+            && pages.iter().any(|p| p == "vm.conf.5")
+    );
     // Lint from inside man/ so cross references between our pages resolve.
     let out = Command::new("mandoc")
         .current_dir(dir)
@@ -24,13 +33,14 @@ fn mandoc_lint_reports_nothing() {
         .args(&pages)
         .output()
         .expect("mandoc is installed by .ci/install-deps");
-    let report = format!(
+    let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success() && report.is_empty(),
-        "mandoc -Tlint:\n{report}"
-    );
+    let report: Vec<&str> = all
+        .lines()
+        .filter(|l| !l.contains("referenced manual not found") && !l.contains("mandoc.db"))
+        .collect();
+    assert!(report.is_empty(), "mandoc -Tlint:\n{}", report.join("\n"));
 }

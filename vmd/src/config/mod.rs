@@ -6,6 +6,7 @@
 //! every broken line).
 
 pub mod host;
+pub mod instance;
 pub mod lexer;
 pub mod model;
 mod parser;

@@ -107,35 +107,41 @@ pub fn scan_scaled(text: &str) -> Result<i64, ScanError> {
     })
 }
 
-/// fmt_scaled(3): a size in at most four characters, e.g. "128G", "1.5M".
+/// fmt_scaled(3): a size in at most four characters plus unit, as
+/// OpenBSD's vmd and vmctl print it: "0B", "999B", "1.0K", "32.5M", "512M".
+/// Below 100 units there is always one decimal; at 100 and above the
+/// number is rounded to a whole.
 pub fn fmt_scaled(value: i64) -> String {
+    if value == i64::MIN {
+        return String::new();
+    }
     let abs = value.unsigned_abs();
-    let mut unit = 0;
-    while unit + 1 < SCALE_CHARS.len() && abs >= 1u64 << (10 * (unit + 1)) {
-        unit += 1;
-    }
-    let sign = if value < 0 { "-" } else { "" };
-    if unit == 0 {
-        return format!("{sign}{abs}B");
-    }
-    let scale = 1u64 << (10 * unit);
-    let whole = abs / scale;
-    let c = SCALE_CHARS[unit] as char;
-    if whole >= 100 {
-        let rounded = whole + u64::from(abs % scale >= scale / 2);
-        return format!("{sign}{rounded}{c}");
-    }
-    // One decimal below 100, rounded half up.
-    let tenths = ((abs % scale) * 10 + scale / 2) / scale;
-    let (whole, tenths) = if tenths >= 10 {
-        (whole + 1, 0)
-    } else {
-        (whole, tenths)
+    let scale = |i: usize| 1u64 << (10 * i);
+    let Some(unit) = (0..SCALE_CHARS.len()).find(|&i| abs / 1024 < scale(i)) else {
+        // Too big to format: fmt_scaled fails and callers keep "-".
+        return "-".to_string();
     };
-    if tenths == 0 {
-        format!("{sign}{whole}{c}")
+    let mut number = value / scale(unit) as i64;
+    let fract = if unit == 0 {
+        0
     } else {
-        format!("{sign}{whole}.{tenths}{c}")
+        (abs % scale(unit)) / scale(unit - 1)
+    };
+    let mut tenths = (10 * fract + 512) / 1024;
+    if tenths >= 10 {
+        number += if number >= 0 { 1 } else { -1 };
+        tenths = 0;
+    }
+    let c = SCALE_CHARS[unit] as char;
+    if number == 0 {
+        "0B".to_string()
+    } else if unit == 0 || !(-99..=99).contains(&number) {
+        if tenths >= 5 {
+            number += if number >= 0 { 1 } else { -1 };
+        }
+        format!("{number}{c}")
+    } else {
+        format!("{number}.{tenths}{c}")
     }
 }
 
@@ -309,8 +315,16 @@ mod tests {
     fn scaled_output() {
         assert_eq!(fmt_scaled(128 << 30), "128G");
         assert_eq!(fmt_scaled(1023 << 20), "1023M");
+        assert_eq!(fmt_scaled(512 << 20), "512M");
+        assert_eq!(fmt_scaled(1 << 30), "1.0G");
         assert_eq!(fmt_scaled(3 << 19), "1.5M");
+        assert_eq!(fmt_scaled(32 << 20), "32.0M");
         assert_eq!(fmt_scaled(512), "512B");
+        assert_eq!(fmt_scaled(1023), "1023B");
+        assert_eq!(fmt_scaled(1024), "1.0K");
+        assert_eq!(fmt_scaled(0), "0B");
+        // Just under 100M rounds up to 100 and so loses its decimal.
+        assert_eq!(fmt_scaled((100 << 20) - 1), "100M");
     }
 
     #[test]
