@@ -14,6 +14,7 @@ fn main() {
     use devices::memory::{GuestMemory, MemoryRange};
     use kvm_ioctls::{Kvm, VcpuExit};
     use vm::hv::kvm::KvmVm;
+    use vm::hv::Vcpu;
     use vm::vcpu::{self, NoInterrupts, StopReason};
 
     if std::fs::OpenOptions::new()

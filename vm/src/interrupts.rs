@@ -2,7 +2,7 @@
 //! through [`PicLine`]s, the PIT's channel 0 pulses IRQ 0, and the vcpu
 //! loop asks [`PcInterrupts`] what to inject and waits on it in HLT.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use devices::clock::Clock;
@@ -15,17 +15,29 @@ use crate::vcpu::InterruptSource;
 /// Longest HLT sleep before looking again (pause, shutdown requests).
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
-/// Wakes a halted vcpu when an interrupt may have become pending.
+/// Wakes the vcpu when an interrupt may have become pending: a halted
+/// vcpu through a condition variable, a running one through its kicker.
 #[derive(Default)]
 pub struct Doorbell {
     rung: Mutex<bool>,
     cv: Condvar,
+    kick: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Doorbell {
     pub fn ring(&self) {
         *self.rung.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_all();
+        if let Some(kick) = self.kick.get() {
+            kick();
+        }
+    }
+
+    /// How to get a vcpu out of the guest; set once its thread runs.
+    pub fn set_kick(&self, kick: Box<dyn Fn() + Send + Sync>) {
+        if self.kick.set(kick).is_err() {
+            log::warn!("vcpu kick installed twice");
+        }
     }
 
     fn wait(&self, timeout: Duration) {
@@ -73,7 +85,7 @@ pub struct PcInterrupts {
 
 impl PcInterrupts {
     /// Turns PIT channel 0 edges into an IRQ 0 pulse.
-    fn poll_timer(&self) {
+    pub fn poll_timer(&self) {
         let edges = self
             .pit
             .lock()

@@ -5,5 +5,6 @@ pub mod abi;
 pub mod hv;
 pub mod interrupts;
 pub mod loader;
+pub mod machine;
 pub mod memory_layout;
 pub mod vcpu;

@@ -16,6 +16,10 @@ pub trait InterruptSource {
     /// again (pause, shutdown). Returns false if nothing can ever wake the
     /// vcpu.
     fn wait(&self) -> bool;
+    /// Whether the run should end now; may block while the VM is paused.
+    fn stop_requested(&self) -> Option<StopReason> {
+        None
+    }
 }
 
 /// No interrupt controller: HLT with interrupts on cannot be woken.
@@ -34,8 +38,12 @@ impl InterruptSource for NoInterrupts {
 }
 
 /// Why the vcpu loop ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {
+    /// Asked to stop: the VM is shut down.
+    Shutdown,
+    /// Asked to restart the VM (vmmci reboot).
+    Reboot,
     /// HLT with interrupts disabled: the guest is done.
     HaltedWithInterruptsOff,
     /// HLT waiting for an interrupt that nothing can send.
@@ -59,6 +67,9 @@ pub fn run(
     irqs: &dyn InterruptSource,
 ) -> Result<StopReason, VcpuError> {
     loop {
+        if let Some(reason) = irqs.stop_requested() {
+            return Ok(reason);
+        }
         if irqs.pending() {
             if vcpu.ready_for_interrupt() {
                 if let Some(v) = irqs.acknowledge() {
@@ -96,6 +107,15 @@ pub fn run(
                     )))
                 }
             },
+            // Nothing is mapped there (vmd has no MMIO devices): reads see
+            // a floating bus, writes vanish, as on a PC.
+            Exit::MmioRead { addr, data } => {
+                log::trace!("vcpu: read of {} bytes at unmapped {addr:#x}", data.len());
+                data.fill(0xff);
+            }
+            Exit::MmioWrite { addr, data } => {
+                log::trace!("vcpu: write of {} bytes to unmapped {addr:#x}", data.len());
+            }
             Exit::Halt => {
                 if !vcpu.interrupts_enabled()? {
                     return Ok(StopReason::HaltedWithInterruptsOff);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use devices::bus::{AccessSize, PortBus, PortIoDevice};
 use devices::memory::GuestMemory;
 use vm::hv::kvm::KvmVm;
+use vm::hv::Vcpu;
 use vm::loader::bios::{load_bios, BiosError, RESET_IP, RESET_SEGMENT};
 use vm::memory_layout::{backed_ranges, memory_map, GB, MB};
 use vm::vcpu::{self, NoInterrupts, StopReason};

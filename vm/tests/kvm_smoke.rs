@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use devices::bus::{AccessSize, PortBus, PortIoDevice};
 use devices::memory::{GuestMemory, MemoryRange};
 use vm::hv::kvm::KvmVm;
+use vm::hv::Vcpu;
 use vm::vcpu::{self, InterruptSource, NoInterrupts, StopReason};
 
 #[derive(Default)]

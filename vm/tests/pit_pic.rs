@@ -15,6 +15,7 @@ use devices::i8253::Pit;
 use devices::i8259::Pic;
 use devices::memory::GuestMemory;
 use vm::hv::kvm::KvmVm;
+use vm::hv::Vcpu;
 use vm::interrupts::{Doorbell, PcInterrupts};
 use vm::memory_layout::{backed_ranges, memory_map, MB};
 use vm::vcpu::{self, StopReason};

@@ -29,7 +29,7 @@ use super::*;
 use crate::bus::AccessSize;
 use crate::irq::Irq;
 use crate::memory::GuestMemory;
-use crate::pci::{PciBarHandler, PciBus, PciDeviceConfig, PciError};
+use crate::pci::{PciBarHandler, PciBus, PciDeviceConfig, PciError, SharedBarHandler};
 
 /// Offsets of the four regions in a modern device's I/O BAR.
 pub const VIO1_CFG_BAR_OFFSET: u16 = 0x000;
@@ -507,6 +507,31 @@ pub fn attach<D: VirtioDevice + 'static>(
     irq_line: impl FnOnce(u8) -> Irq,
 ) -> Result<Attached<D>, PciError> {
     let device_type = device.device_type();
+    let mut made = None;
+    let id = add_function(bus, device_type, layout, |irq| {
+        let dev = Arc::new(Mutex::new(VirtioPci::new(
+            device,
+            layout,
+            mem,
+            irq_line(irq),
+        )));
+        made = Some(dev.clone());
+        dev as SharedBarHandler
+    })?;
+    let dev = made.ok_or(PciError::NoDevice(id))?;
+    Ok((id, dev))
+}
+
+/// Adds the PCI function of a virtio device of `device_type` whose
+/// registers are served by whatever `handler` returns for the assigned IRQ:
+/// a [`VirtioPci`] in this process, or a proxy to a device process. Returns
+/// the PCI device number.
+pub fn add_function(
+    bus: &mut PciBus,
+    device_type: u16,
+    layout: Layout,
+    handler: impl FnOnce(u8) -> SharedBarHandler,
+) -> Result<u8, PciError> {
     let (vendor, product, class, subclass, revision, config_len) =
         pci_identity(device_type).ok_or(PciError::UnknownDevice(device_type))?;
     let id = bus.add_device(PciDeviceConfig {
@@ -520,13 +545,7 @@ pub fn attach<D: VirtioDevice + 'static>(
         irq: true,
     })?;
     let irq = bus.irq(id).ok_or(PciError::NoIrq)?;
-    let dev = Arc::new(Mutex::new(VirtioPci::new(
-        device,
-        layout,
-        mem,
-        irq_line(irq),
-    )));
-    let bar = bus.add_io_bar(id, dev.clone())?;
+    let bar = bus.add_io_bar(id, handler(irq))?;
     if layout == Layout::Modern {
         let common = virtio_cap(
             VIRTIO_PCI_CAP_COMMON_CFG,
@@ -549,5 +568,5 @@ pub fn attach<D: VirtioDevice + 'static>(
         let notify = virtio_cap(VIRTIO_PCI_CAP_NOTIFY_CFG, bar, VIO1_NOTIFY_BAR_OFFSET, 2);
         bus.add_capability(id, PCI_CAP_VENDOR, &notify)?;
     }
-    Ok((id, dev))
+    Ok(id)
 }

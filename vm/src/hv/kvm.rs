@@ -76,18 +76,68 @@ impl KvmVm {
     pub fn create_vcpu(&self, id: u64) -> Result<KvmVcpu, HvError> {
         let fd = self.vm.create_vcpu(id).map_err(sys("KVM_CREATE_VCPU"))?;
         fd.set_cpuid2(&self.cpuid).map_err(sys("KVM_SET_CPUID2"))?;
-        Ok(KvmVcpu { fd })
+        Ok(KvmVcpu {
+            fd,
+            kick_bound: false,
+        })
     }
 }
 
 pub struct KvmVcpu {
     fd: VcpuFd,
+    /// Set once the vcpu is bound to its thread: a KVM_RUN that returns
+    /// EINTR must then consume the kick that caused it.
+    kick_bound: bool,
+}
+
+/// The signal that kicks a vcpu thread out of KVM_RUN. The vcpu thread
+/// keeps it blocked and KVM unblocks it only while the guest runs, so a
+/// kick sent at any moment ends the current or the next KVM_RUN at once
+/// and is never delivered to a handler.
+const KICK_SIGNAL: libc::c_int = libc::SIGUSR2;
+
+/// _IOW(KVMIO, 0x8b, struct kvm_signal_mask); kvm-ioctls has no wrapper.
+const KVM_SET_SIGNAL_MASK: libc::c_ulong = 0x4004_ae8b;
+
+/// Kicks one vcpu thread out of the guest; cheap and callable from any
+/// thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Kicker {
+    thread: libc::pthread_t,
+}
+
+impl Kicker {
+    pub fn kick(&self) {
+        // SAFETY: pthread_kill with a valid signal number; the thread id
+        // came from pthread_self on the vcpu thread, which the vm process
+        // keeps alive as long as the machine it kicks exists.
+        unsafe { libc::pthread_kill(self.thread, KICK_SIGNAL) };
+    }
+}
+
+fn kick_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, KICK_SIGNAL);
+        set
+    }
+}
+
+extern "C" fn ignore_kick(_: libc::c_int) {}
+
+fn os_err(what: &'static str) -> HvError {
+    HvError::Sys {
+        what,
+        source: std::io::Error::last_os_error(),
+    }
 }
 
 impl KvmVcpu {
     /// Real mode, CS:IP = `segment`:`ip`, other segments at 0, interrupts
     /// off: for guests loaded below 1 MiB.
-    pub fn set_real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError> {
+    fn real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError> {
         let mut sregs = self.fd.get_sregs().map_err(sys("KVM_GET_SREGS"))?;
         sregs.cs.selector = segment;
         sregs.cs.base = u64::from(segment) << 4;
@@ -110,12 +160,74 @@ impl KvmVcpu {
     }
 }
 
+impl KvmVcpu {
+    /// Makes the calling thread the one that runs this vcpu and returns
+    /// the handle other threads use to kick it out of the guest.
+    pub fn bind_kicker(&mut self) -> Result<Kicker, HvError> {
+        use std::os::fd::AsRawFd;
+        let set = kick_sigset();
+        // SAFETY: installing a handler that does nothing, so a kick that
+        // somehow reaches a thread with the signal unblocked is harmless
+        // instead of SIGUSR2's default, termination.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_kick as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(KICK_SIGNAL, &sa, std::ptr::null_mut()) == -1 {
+                return Err(os_err("sigaction"));
+            }
+        }
+        let mut during_run: libc::sigset_t = kick_sigset();
+        // SAFETY: pthread_sigmask on sets we own; the old mask is what
+        // the guest runs with, minus nothing: only the kick is unblocked.
+        unsafe {
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut during_run) != 0 {
+                return Err(os_err("pthread_sigmask"));
+            }
+            libc::sigdelset(&mut during_run, KICK_SIGNAL);
+        }
+        // struct kvm_signal_mask: u32 len, then the kernel's 8-byte sigset.
+        let mut arg = [0u8; 12];
+        arg[..4].copy_from_slice(&8u32.to_le_bytes());
+        // SAFETY: the first 8 bytes of a glibc sigset_t are the kernel's
+        // sigset for signals 1-64.
+        let raw: [u8; 8] = unsafe { std::ptr::read((&during_run as *const libc::sigset_t).cast()) };
+        arg[4..].copy_from_slice(&raw);
+        // SAFETY: KVM_SET_SIGNAL_MASK reads a kvm_signal_mask of len 8
+        // from a valid buffer of 12 bytes.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), KVM_SET_SIGNAL_MASK as _, arg.as_ptr()) } == -1
+        {
+            return Err(os_err("KVM_SET_SIGNAL_MASK"));
+        }
+        self.kick_bound = true;
+        // SAFETY: pthread_self has no preconditions.
+        Ok(Kicker {
+            thread: unsafe { libc::pthread_self() },
+        })
+    }
+}
+
+/// Consumes a pending kick so the next KVM_RUN enters the guest.
+fn drain_kick() {
+    let set = kick_sigset();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: sigtimedwait on a set we own with a zero timeout; the
+    // signal is blocked on this thread, so this only dequeues it.
+    while unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) } == KICK_SIGNAL {}
+}
+
 impl Vcpu for KvmVcpu {
     fn run(&mut self) -> Result<Exit<'_>, HvError> {
+        let kick_bound = self.kick_bound;
         match self.fd.run() {
             Ok(exit) => Ok(match exit {
                 VcpuExit::IoOut(port, data) => Exit::IoOut { port, data },
                 VcpuExit::IoIn(port, data) => Exit::IoIn { port, data },
+                VcpuExit::MmioRead(addr, data) => Exit::MmioRead { addr, data },
+                VcpuExit::MmioWrite(addr, data) => Exit::MmioWrite { addr, data },
                 VcpuExit::Hlt => Exit::Halt,
                 VcpuExit::IrqWindowOpen => Exit::InterruptWindow,
                 VcpuExit::Shutdown => Exit::Shutdown,
@@ -123,6 +235,9 @@ impl Vcpu for KvmVcpu {
                 other => Exit::Other(format!("{other:?}")),
             }),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                if kick_bound {
+                    drain_kick();
+                }
                 Ok(Exit::Interrupted)
             }
             Err(e) => Err(sys("KVM_RUN")(e)),
@@ -158,5 +273,14 @@ impl Vcpu for KvmVcpu {
 
     fn request_interrupt_window(&mut self, on: bool) {
         self.fd.get_kvm_run().request_interrupt_window = u8::from(on);
+    }
+
+    fn set_real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError> {
+        self.real_mode_entry(segment, ip)
+    }
+
+    fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError> {
+        let kicker = self.bind_kicker()?;
+        Ok(Box::new(move || kicker.kick()))
     }
 }

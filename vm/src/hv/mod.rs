@@ -12,6 +12,10 @@ pub enum Exit<'a> {
     IoOut { port: u16, data: &'a [u8] },
     /// `in` from `port`: fill `data` before running again.
     IoIn { port: u16, data: &'a mut [u8] },
+    /// A read of guest-physical `addr` that no memory backs: fill `data`.
+    MmioRead { addr: u64, data: &'a mut [u8] },
+    /// A write to guest-physical `addr` that no memory backs.
+    MmioWrite { addr: u64, data: &'a [u8] },
     /// The guest executed HLT.
     Halt,
     /// The guest can take an interrupt now (after a window was requested).
@@ -48,4 +52,9 @@ pub trait Vcpu {
     /// Asks for an [`Exit::InterruptWindow`] as soon as the guest can take
     /// an interrupt.
     fn request_interrupt_window(&mut self, on: bool);
+    /// Real mode at `segment`:`ip` with interrupts off (the BIOS entry).
+    fn set_real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError>;
+    /// Makes the calling thread the vcpu's thread and returns what other
+    /// threads call to get the vcpu out of the guest promptly.
+    fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError>;
 }

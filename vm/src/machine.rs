@@ -1,0 +1,470 @@
+//! One vmd guest: its memory, the devices the vm process models itself
+//! (PIC, PIT, RTC, UART, PCI bus, viornd, vmmci) and the virtio devices
+//! that run elsewhere or here (vioblk), put together as vmd's vm process
+//! does, and a vcpu driving them until the guest stops.
+//!
+//! Nothing here depends on the hypervisor: [`Machine::run`] takes any
+//! [`Vcpu`]. Threads: the caller's thread runs the vcpu; a timer thread
+//! turns PIT, RTC and vmmci deadlines into interrupts and kicks the vcpu
+//! out of the guest when one is due; a console thread feeds the UART.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use devices::bus::{AccessSize, BusError, PortBus, PortIoDevice};
+use devices::clock::{Clock, HostClock};
+use devices::i8253::Pit;
+use devices::i8259::Pic;
+use devices::irq::Irq;
+use devices::mc146818::Rtc;
+use devices::memory::{GuestMemory, MapError};
+use devices::ns8250::{SerialSink, Uart};
+use devices::pci::{PciBus, PciError, SharedBarHandler};
+use devices::virtio::blk::{Blk, BlockBackend};
+use devices::virtio::pci::{self as vpci, Layout, VirtioPci};
+use devices::virtio::rnd::Rnd;
+use devices::virtio::vmmci::{Timer, VmStop, Vmmci, VmmciCommand, VmmciError};
+
+use crate::hv::{HvError, Vcpu};
+use crate::interrupts::{Doorbell, PcInterrupts, PicLine};
+use crate::loader::bios::{self, BiosError, RESET_IP, RESET_SEGMENT};
+use crate::memory_layout::{self, LayoutError, Range, RangeKind, GB, MB};
+use crate::vcpu::{self, InterruptSource, StopReason, VcpuError};
+
+/// Ports of the PC devices.
+const PIC_PORTS: [(u16, u32); 3] = [(0x20, 2), (0xa0, 2), (0x4d0, 2)];
+const PIT_PORTS: [(u16, u32); 2] = [(0x40, 4), (0x61, 1)];
+const RTC_PORT: u16 = 0x70;
+const COM1_PORT: u16 = 0x3f8;
+const COM1_IRQ: u8 = 4;
+const RTC_IRQ: u8 = 8;
+const PCI_CONFIG_PORT: u16 = 0xcf8;
+/// SeaBIOS writes its log here (QEMU's debugcon).
+const FIRMWARE_LOG_PORT: u16 = 0x402;
+
+/// The longest the timer thread sleeps without looking again.
+const TIMER_SLICE: Duration = Duration::from_millis(10);
+
+/// A disk: a block device model in this process, or a device process
+/// whose registers are reached through `handler` (see `crate::child`).
+pub enum DiskDevice {
+    Local(Box<dyn BlockBackend>),
+    Remote(RemoteDevice),
+}
+
+/// A virtio device served by another process.
+pub struct RemoteDevice {
+    /// `DEVICE_*` of the device.
+    pub device_type: u16,
+    /// Makes the register handler once the PCI bus assigned the IRQ.
+    pub attach: Box<dyn FnOnce(u8) -> SharedBarHandler + Send>,
+}
+
+/// What to build.
+pub struct MachineConfig {
+    pub name: String,
+    /// Guest memory in bytes.
+    pub memory: u64,
+    /// The BIOS image (SeaBIOS).
+    pub bios: Vec<u8>,
+    pub disks: Vec<DiskDevice>,
+    /// Where the guest's COM1 output goes.
+    pub console: Box<dyn SerialSink>,
+    /// Where COM1 input comes from, if anywhere.
+    pub console_input: Option<OwnedFd>,
+    /// Where the firmware's debug log (port 0x402) goes, if anywhere.
+    pub firmware_log: Option<Box<dyn SerialSink>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("memory layout: {0}")]
+    Layout(#[from] LayoutError),
+    #[error("guest memory: {0}")]
+    Memory(#[from] MapError),
+    #[error("BIOS: {0}")]
+    Bios(#[from] BiosError),
+    #[error("port bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("PCI: {0}")]
+    Pci(#[from] PciError),
+    #[error("vcpu: {0}")]
+    Vcpu(#[from] VcpuError),
+    #[error("hypervisor: {0}")]
+    Hv(#[from] HvError),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The vmmci grace-period timer: the timer thread watches the deadline.
+#[derive(Clone, Default)]
+struct Deadline(Arc<Mutex<Option<Instant>>>);
+
+impl Timer for Deadline {
+    fn arm(&mut self, after: Duration) {
+        *lock(&self.0) = Some(Instant::now() + after);
+    }
+}
+
+impl Deadline {
+    fn take_expired(&self) -> bool {
+        let mut d = lock(&self.0);
+        match *d {
+            Some(t) if t <= Instant::now() => {
+                *d = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The firmware's debug port: whole lines go to the debug log and, if
+/// given, to a sink.
+struct FirmwareLog {
+    line: Vec<u8>,
+    sink: Option<Box<dyn SerialSink>>,
+}
+
+impl PortIoDevice for FirmwareLog {
+    fn port_read(&mut self, _port: u16, _size: AccessSize) -> u32 {
+        // QEMU's debugcon reads back 0xe9 so firmware can detect it.
+        0xe9
+    }
+
+    fn port_write(&mut self, _port: u16, _size: AccessSize, value: u32) {
+        let b = value as u8;
+        if let Some(s) = self.sink.as_mut() {
+            s.write_byte(b);
+        }
+        if b == b'\n' || self.line.len() >= 256 {
+            log::debug!(
+                "firmware: {}",
+                String::from_utf8_lossy(&self.line).trim_end()
+            );
+            self.line.clear();
+        } else {
+            self.line.push(b);
+        }
+    }
+}
+
+/// Requests from outside the vcpu thread.
+#[derive(Default)]
+struct Requests {
+    stop: Mutex<Option<StopReason>>,
+    paused: Mutex<bool>,
+    unpaused: std::sync::Condvar,
+}
+
+/// The interrupt source the vcpu loop sees: the PIC pair, plus stop and
+/// pause requests.
+struct MachineInterrupts {
+    pc: Arc<PcInterrupts>,
+    requests: Arc<Requests>,
+}
+
+impl InterruptSource for MachineInterrupts {
+    fn acknowledge(&self) -> Option<u8> {
+        self.pc.acknowledge()
+    }
+    fn pending(&self) -> bool {
+        self.pc.pending()
+    }
+    fn wait(&self) -> bool {
+        self.pc.wait()
+    }
+    fn stop_requested(&self) -> Option<StopReason> {
+        let mut paused = lock(&self.requests.paused);
+        while *paused && lock(&self.requests.stop).is_none() {
+            paused = self
+                .requests
+                .unpaused
+                .wait(paused)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        lock(&self.requests.stop).clone()
+    }
+}
+
+/// A handle to a running machine for other threads: stop, pause, vmmci.
+#[derive(Clone)]
+pub struct MachineControl {
+    requests: Arc<Requests>,
+    bell: Arc<Doorbell>,
+    vmmci: Arc<Mutex<VirtioPci<Vmmci>>>,
+}
+
+impl MachineControl {
+    /// Ends the run at once with `reason`.
+    pub fn stop(&self, reason: StopReason) {
+        lock(&self.requests.stop).get_or_insert(reason);
+        self.requests.unpaused.notify_all();
+        self.bell.ring();
+    }
+
+    pub fn pause(&self) {
+        *lock(&self.requests.paused) = true;
+        self.bell.ring();
+    }
+
+    pub fn unpause(&self) {
+        *lock(&self.requests.paused) = false;
+        self.requests.unpaused.notify_all();
+        self.bell.ring();
+    }
+
+    /// Asks the guest through vmmci to shut down or reboot.
+    pub fn vmmci_command(&self, cmd: VmmciCommand) -> Result<(), VmmciError> {
+        lock(&self.vmmci).vmmci_command(cmd)
+    }
+}
+
+/// A guest ready to run.
+pub struct Machine {
+    pub name: String,
+    pub mem: GuestMemory,
+    pub map: Vec<Range>,
+    bus: Arc<PortBus>,
+    pc: Arc<PcInterrupts>,
+    rtc: Arc<Mutex<Rtc>>,
+    uart: Arc<Mutex<Uart>>,
+    vmmci: Arc<Mutex<VirtioPci<Vmmci>>>,
+    vmmci_deadline: Deadline,
+    requests: Arc<Requests>,
+    console_input: Option<OwnedFd>,
+}
+
+impl Machine {
+    /// Builds the guest's memory and devices and loads the BIOS.
+    pub fn new(config: MachineConfig) -> Result<Machine, MachineError> {
+        let map = memory_layout::memory_map(config.memory)?;
+        let mem = GuestMemory::new_anonymous(&memory_layout::backed_ranges(&map))?;
+        Machine::with_memory(config, map, mem)
+    }
+
+    /// As [`Machine::new`], with memory the caller made (e.g. to share its
+    /// file descriptors with device processes first).
+    pub fn with_memory(
+        config: MachineConfig,
+        map: Vec<Range>,
+        mem: GuestMemory,
+    ) -> Result<Machine, MachineError> {
+        bios::load_bios(&mem, &config.bios)?;
+        let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
+        let bell = Arc::new(Doorbell::default());
+        let pic = Arc::new(Mutex::new(Pic::new()));
+        let pit = Arc::new(Mutex::new(Pit::new(clock.clone())));
+        let line = |irq: u8| -> Irq { Arc::new(PicLine::new(pic.clone(), irq, bell.clone())) };
+
+        let mut bus = PortBus::new();
+        for (base, len) in PIC_PORTS {
+            bus.insert(base, len, pic.clone())?;
+        }
+        for (base, len) in PIT_PORTS {
+            bus.insert(base, len, pit.clone())?;
+        }
+        let (memlo, memhi) = cmos_memory_sizes(&map);
+        let rtc = Arc::new(Mutex::new(Rtc::new(
+            clock.clone(),
+            line(RTC_IRQ),
+            memlo,
+            memhi,
+        )));
+        bus.insert(RTC_PORT, 2, rtc.clone())?;
+        let uart = Arc::new(Mutex::new(Uart::new(config.console, line(COM1_IRQ))));
+        bus.insert(COM1_PORT, 8, uart.clone())?;
+        let fwlog = Arc::new(Mutex::new(FirmwareLog {
+            line: Vec::new(),
+            sink: config.firmware_log,
+        }));
+        bus.insert(FIRMWARE_LOG_PORT, 1, fwlog)?;
+
+        // The PCI devices in the order of vmd's virtio_init.
+        let mut pci = PciBus::new();
+        vpci::attach(&mut pci, Rnd::new(), Layout::Modern, mem.clone(), line)?;
+        for disk in config.disks {
+            match disk {
+                DiskDevice::Local(backend) => {
+                    vpci::attach(
+                        &mut pci,
+                        Blk::new(backend),
+                        Layout::Modern,
+                        mem.clone(),
+                        line,
+                    )?;
+                }
+                DiskDevice::Remote(remote) => {
+                    vpci::add_function(
+                        &mut pci,
+                        remote.device_type,
+                        Layout::Modern,
+                        remote.attach,
+                    )?;
+                }
+            }
+        }
+        let vmmci_deadline = Deadline::default();
+        let (_, vmmci) = vpci::attach(
+            &mut pci,
+            Vmmci::new(clock.clone(), Box::new(vmmci_deadline.clone())),
+            Layout::Legacy,
+            mem.clone(),
+            line,
+        )?;
+        let pci = Arc::new(Mutex::new(pci));
+        bus.insert(PCI_CONFIG_PORT, 8, pci.clone())?;
+        bus.set_fallback(pci);
+
+        let pc = Arc::new(PcInterrupts {
+            pic,
+            pit,
+            clock,
+            bell,
+        });
+        Ok(Machine {
+            name: config.name,
+            mem,
+            map,
+            bus: Arc::new(bus),
+            pc,
+            rtc,
+            uart,
+            vmmci,
+            vmmci_deadline,
+            requests: Arc::new(Requests::default()),
+            console_input: config.console_input,
+        })
+    }
+
+    pub fn control(&self) -> MachineControl {
+        MachineControl {
+            requests: self.requests.clone(),
+            bell: self.pc.bell.clone(),
+            vmmci: self.vmmci.clone(),
+        }
+    }
+
+    /// The port bus, for tests and benchmarks that drive devices directly.
+    pub fn bus(&self) -> &PortBus {
+        &self.bus
+    }
+
+    /// Runs `vcpu` (already created on this machine's memory) from the
+    /// BIOS reset vector until the guest stops. Call it on the thread that
+    /// is to run the vcpu.
+    pub fn run(&mut self, vcpu: &mut dyn Vcpu) -> Result<StopReason, MachineError> {
+        vcpu.set_real_mode_entry(RESET_SEGMENT, RESET_IP)?;
+        let kick = vcpu.bind_to_current_thread()?;
+        self.pc.bell.set_kick(kick);
+
+        let done = Arc::new(AtomicBool::new(false));
+        let timer = {
+            let pc = self.pc.clone();
+            let rtc = self.rtc.clone();
+            let deadline = self.vmmci_deadline.clone();
+            let vmmci = self.vmmci.clone();
+            let control = self.control();
+            let done = done.clone();
+            thread::Builder::new()
+                .name("timer".into())
+                .spawn(move || timer_loop(&pc, &rtc, &deadline, &vmmci, &control, &done))
+                .map_err(|e| MachineError::Thread("timer", e))?
+        };
+        if let Some(fd) = self.console_input.take() {
+            let uart = self.uart.clone();
+            let done = done.clone();
+            thread::Builder::new()
+                .name("console".into())
+                .spawn(move || console_loop(fd, &uart, &done))
+                .map_err(|e| MachineError::Thread("console", e))?;
+        }
+
+        let irqs = MachineInterrupts {
+            pc: self.pc.clone(),
+            requests: self.requests.clone(),
+        };
+        let result = vcpu::run(vcpu, &self.bus, &irqs);
+        done.store(true, Ordering::Release);
+        let _ = timer.join();
+        Ok(result?)
+    }
+}
+
+/// RAM between 16 MiB and the PCI hole, and RAM above 4 GiB, as vmd
+/// passes them to the RTC's NVRAM.
+fn cmos_memory_sizes(map: &[Range]) -> (u64, u64) {
+    let mut lo = 0;
+    let mut hi = 0;
+    for r in map.iter().filter(|r| r.kind == RangeKind::Ram) {
+        if r.gpa >= 4 * GB {
+            hi += r.size;
+        } else {
+            let end = r.gpa + r.size;
+            lo += end.saturating_sub(r.gpa.max(16 * MB));
+        }
+    }
+    (lo, hi)
+}
+
+fn timer_loop(
+    pc: &PcInterrupts,
+    rtc: &Mutex<Rtc>,
+    vmmci_deadline: &Deadline,
+    vmmci: &Mutex<VirtioPci<Vmmci>>,
+    control: &MachineControl,
+    done: &AtomicBool,
+) {
+    while !done.load(Ordering::Acquire) {
+        let now = pc.clock.monotonic();
+        let next = [lock(&pc.pit).next_irq0(), lock(rtc).next_event()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(TIMER_SLICE, |t| t.saturating_sub(now).min(TIMER_SLICE));
+        thread::sleep(next);
+        lock(rtc).poll();
+        if vmmci_deadline.take_expired() {
+            let how = lock(vmmci).vmmci_timeout();
+            control.stop(match how {
+                VmStop::Shutdown => StopReason::Shutdown,
+                VmStop::Reboot => StopReason::Reboot,
+            });
+        }
+        if pc.pending() {
+            pc.bell.ring();
+        }
+    }
+}
+
+/// Feeds COM1 from `fd`, never faster than the guest drains the FIFO.
+fn console_loop(fd: OwnedFd, uart: &Mutex<Uart>, done: &AtomicBool) {
+    let mut input = std::fs::File::from(fd);
+    let mut buf = [0u8; 256];
+    while !done.load(Ordering::Acquire) {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("console: {e}");
+                return;
+            }
+        };
+        let mut sent = 0;
+        while sent < n && !done.load(Ordering::Acquire) {
+            sent += lock(uart).push_rx(&buf[sent..n]);
+            if sent < n {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
