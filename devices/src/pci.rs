@@ -59,6 +59,16 @@ pub trait PciBarHandler: Send {
     fn bar_write(&mut self, bar: u8, offset: u16, size: AccessSize, value: u32);
 }
 
+/// A BAR with nothing behind it: reads float high, writes vanish.
+pub struct NoBar;
+
+impl PciBarHandler for NoBar {
+    fn bar_read(&mut self, _bar: u8, _offset: u16, size: AccessSize) -> u32 {
+        size.mask()
+    }
+    fn bar_write(&mut self, _bar: u8, _offset: u16, _size: AccessSize, _value: u32) {}
+}
+
 /// Identity of a new PCI function (`pci_add_device` arguments).
 #[derive(Clone, Copy, Debug)]
 pub struct PciDeviceConfig {

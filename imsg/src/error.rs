@@ -14,8 +14,6 @@ pub enum Error {
     Truncated { buffered: usize },
     #[error("imsg: message of type {type_} has the fd mark but no fd was received")]
     MissingFd { type_: u32 },
-    #[error("imsg: an fd was received for a message of type {type_} that has no fd mark")]
-    UnexpectedFd { type_: u32 },
     #[error("imsg: more fds received than messages that carry one")]
     TooManyFds,
     #[error("imsg: fd passing is not enabled on this channel")]

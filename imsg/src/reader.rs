@@ -3,9 +3,13 @@
 //! `recvmsg` returned, with the fd that came with that chunk, if any.
 //!
 //! A sender attaches an fd to the `sendmsg` whose data begins with the
-//! header of the message the fd belongs to. So an fd that arrives with a
-//! chunk belongs to the first header that starts at or after the chunk's
-//! first byte. Anything else is a protocol violation and an error.
+//! header of the message the fd belongs to. The receiving kernel may still
+//! hand it out with a read that starts earlier (Linux merges a segment
+//! without fds with the next one that has them), so an fd that arrives
+//! with a chunk belongs to the first header with the fd mark that starts
+//! at or after the chunk's first byte; unmarked messages before it are
+//! not its owners, as in C, where fds wait in a queue for marked messages.
+//! A marked header with no fd that could be its own is an error.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -100,8 +104,7 @@ impl Reader {
         let fd = match (marked, owned) {
             (true, true) => self.pending_fd.take().map(|(fd, _)| fd),
             (true, false) => return Err(Error::MissingFd { type_: hdr.type_ }),
-            (false, true) => return Err(Error::UnexpectedFd { type_: hdr.type_ }),
-            (false, false) => None,
+            (false, _) => None,
         };
         self.partial = Some(Partial {
             hdr,
@@ -243,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn fd_passes_over_unmarked_messages() {
+        // Linux may return an fd with a read that starts at an earlier,
+        // unmarked message: the fd belongs to the next marked one.
+        let mut bytes = frame(1, b"count", false);
+        bytes.extend_from_slice(&frame(2, b"range", true));
+        let mut r = Reader::new(16384);
+        r.ingest(&bytes, Some(devnull())).unwrap();
+        assert!(r.pop().unwrap().fd.is_none());
+        assert!(r.pop().unwrap().fd.is_some());
+        r.eof().unwrap();
+    }
+
+    #[test]
     fn fd_protocol_violations() {
         // Mark without fd.
         let mut r = Reader::new(16384);
@@ -250,12 +266,11 @@ mod tests {
             r.ingest(&frame(3, b"", true), None),
             Err(Error::MissingFd { type_: 3 })
         ));
-        // Fd without mark.
+        // Fd with an unmarked message and none after it to claim it.
         let mut r = Reader::new(16384);
-        assert!(matches!(
-            r.ingest(&frame(4, b"", false), Some(devnull())),
-            Err(Error::UnexpectedFd { type_: 4 })
-        ));
+        r.ingest(&frame(4, b"", false), Some(devnull())).unwrap();
+        assert!(r.pop().unwrap().fd.is_none());
+        assert!(matches!(r.eof(), Err(Error::TooManyFds)));
         // Two fds before any header consumed one.
         let mut r = Reader::new(16384);
         r.ingest(&[], Some(devnull())).unwrap();

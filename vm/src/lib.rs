@@ -2,9 +2,11 @@
 //! structs it shares with vmd and the device children.
 
 pub mod abi;
+pub mod device_proc;
 pub mod hv;
 pub mod interrupts;
 pub mod loader;
 pub mod machine;
 pub mod memory_layout;
+mod sys;
 pub mod vcpu;

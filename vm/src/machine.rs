@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,9 @@ use devices::virtio::blk::{Blk, BlockBackend};
 use devices::virtio::pci::{self as vpci, Layout, VirtioPci};
 use devices::virtio::rnd::Rnd;
 use devices::virtio::vmmci::{Timer, VmStop, Vmmci, VmmciCommand, VmmciError};
+use devices::virtio::DEVICE_BLOCK;
 
+use crate::device_proc::{DeviceHandle, DeviceProcError, DeviceProcess};
 use crate::hv::{HvError, Vcpu};
 use crate::interrupts::{Doorbell, PcInterrupts, PicLine};
 use crate::loader::bios::{self, BiosError, RESET_IP, RESET_SEGMENT};
@@ -50,18 +52,10 @@ const FIRMWARE_LOG_PORT: u16 = 0x402;
 const TIMER_SLICE: Duration = Duration::from_millis(10);
 
 /// A disk: a block device model in this process, or a device process
-/// whose registers are reached through `handler` (see `crate::child`).
+/// (see [`crate::device_proc`]) that already said READY.
 pub enum DiskDevice {
     Local(Box<dyn BlockBackend>),
-    Remote(RemoteDevice),
-}
-
-/// A virtio device served by another process.
-pub struct RemoteDevice {
-    /// `DEVICE_*` of the device.
-    pub device_type: u16,
-    /// Makes the register handler once the PCI bus assigned the IRQ.
-    pub attach: Box<dyn FnOnce(u8) -> SharedBarHandler + Send>,
+    Process(Box<DeviceProcess>),
 }
 
 /// What to build.
@@ -96,6 +90,8 @@ pub enum MachineError {
     Vcpu(#[from] VcpuError),
     #[error("hypervisor: {0}")]
     Hv(#[from] HvError),
+    #[error("device process: {0}")]
+    Device(#[from] DeviceProcError),
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
 }
@@ -200,7 +196,8 @@ impl InterruptSource for MachineInterrupts {
 pub struct MachineControl {
     requests: Arc<Requests>,
     bell: Arc<Doorbell>,
-    vmmci: Arc<Mutex<VirtioPci<Vmmci>>>,
+    vmmci: Arc<OnceLock<Arc<Mutex<VirtioPci<Vmmci>>>>>,
+    devices: Arc<OnceLock<Vec<DeviceHandle>>>,
 }
 
 impl MachineControl {
@@ -214,9 +211,15 @@ impl MachineControl {
     pub fn pause(&self) {
         *lock(&self.requests.paused) = true;
         self.bell.ring();
+        for d in self.devices.get().into_iter().flatten() {
+            d.pause();
+        }
     }
 
     pub fn unpause(&self) {
+        for d in self.devices.get().into_iter().flatten() {
+            d.unpause();
+        }
         *lock(&self.requests.paused) = false;
         self.requests.unpaused.notify_all();
         self.bell.ring();
@@ -224,7 +227,27 @@ impl MachineControl {
 
     /// Asks the guest through vmmci to shut down or reboot.
     pub fn vmmci_command(&self, cmd: VmmciCommand) -> Result<(), VmmciError> {
-        lock(&self.vmmci).vmmci_command(cmd)
+        match self.vmmci.get() {
+            Some(v) => lock(v).vmmci_command(cmd),
+            None => Err(VmmciError::NotReady),
+        }
+    }
+
+    /// The device processes' pids, in PCI order.
+    pub fn device_pids(&self) -> Vec<u32> {
+        self.devices
+            .get()
+            .into_iter()
+            .flatten()
+            .map(DeviceHandle::pid)
+            .collect()
+    }
+
+    /// Tells every device process to exit and reaps it.
+    pub fn shutdown_devices(&self) {
+        for d in self.devices.get().into_iter().flatten() {
+            d.shutdown(Duration::from_secs(2));
+        }
     }
 }
 
@@ -239,7 +262,7 @@ pub struct Machine {
     uart: Arc<Mutex<Uart>>,
     vmmci: Arc<Mutex<VirtioPci<Vmmci>>>,
     vmmci_deadline: Deadline,
-    requests: Arc<Requests>,
+    control: MachineControl,
     console_input: Option<OwnedFd>,
 }
 
@@ -261,6 +284,12 @@ impl Machine {
         bios::load_bios(&mem, &config.bios)?;
         let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
         let bell = Arc::new(Doorbell::default());
+        let control = MachineControl {
+            requests: Arc::new(Requests::default()),
+            bell: bell.clone(),
+            vmmci: Arc::new(OnceLock::new()),
+            devices: Arc::new(OnceLock::new()),
+        };
         let pic = Arc::new(Mutex::new(Pic::new()));
         let pit = Arc::new(Mutex::new(Pit::new(clock.clone())));
         let line = |irq: u8| -> Irq { Arc::new(PicLine::new(pic.clone(), irq, bell.clone())) };
@@ -291,6 +320,7 @@ impl Machine {
         // The PCI devices in the order of vmd's virtio_init.
         let mut pci = PciBus::new();
         vpci::attach(&mut pci, Rnd::new(), Layout::Modern, mem.clone(), line)?;
+        let mut handles = Vec::new();
         for disk in config.disks {
             match disk {
                 DiskDevice::Local(backend) => {
@@ -302,16 +332,35 @@ impl Machine {
                         line,
                     )?;
                 }
-                DiskDevice::Remote(remote) => {
+                DiskDevice::Process(process) => {
+                    let stopper = control.clone();
+                    let on_failure = Arc::new(move |why: String| {
+                        log::warn!("{why}");
+                        stopper.stop(StopReason::DeviceFailed(why));
+                    });
+                    let mut failed = None;
                     vpci::add_function(
                         &mut pci,
-                        remote.device_type,
+                        DEVICE_BLOCK,
                         Layout::Modern,
-                        remote.attach,
+                        |irq| match process.attach(line(irq), on_failure) {
+                            Ok((regs, handle)) => {
+                                handles.push(handle);
+                                regs as SharedBarHandler
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                Arc::new(Mutex::new(devices::pci::NoBar))
+                            }
+                        },
                     )?;
+                    if let Some(e) = failed {
+                        return Err(e.into());
+                    }
                 }
             }
         }
+        let _ = control.devices.set(handles);
         let vmmci_deadline = Deadline::default();
         let (_, vmmci) = vpci::attach(
             &mut pci,
@@ -320,6 +369,7 @@ impl Machine {
             mem.clone(),
             line,
         )?;
+        let _ = control.vmmci.set(vmmci.clone());
         let pci = Arc::new(Mutex::new(pci));
         bus.insert(PCI_CONFIG_PORT, 8, pci.clone())?;
         bus.set_fallback(pci);
@@ -340,17 +390,13 @@ impl Machine {
             uart,
             vmmci,
             vmmci_deadline,
-            requests: Arc::new(Requests::default()),
+            control,
             console_input: config.console_input,
         })
     }
 
     pub fn control(&self) -> MachineControl {
-        MachineControl {
-            requests: self.requests.clone(),
-            bell: self.pc.bell.clone(),
-            vmmci: self.vmmci.clone(),
-        }
+        self.control.clone()
     }
 
     /// The port bus, for tests and benchmarks that drive devices directly.
@@ -390,7 +436,7 @@ impl Machine {
 
         let irqs = MachineInterrupts {
             pc: self.pc.clone(),
-            requests: self.requests.clone(),
+            requests: self.control.requests.clone(),
         };
         let result = vcpu::run(vcpu, &self.bus, &irqs);
         done.store(true, Ordering::Release);

@@ -44,6 +44,8 @@ pub enum StopReason {
     Shutdown,
     /// Asked to restart the VM (vmmci reboot).
     Reboot,
+    /// A device process died or broke the protocol.
+    DeviceFailed(String),
     /// HLT with interrupts disabled: the guest is done.
     HaltedWithInterruptsOff,
     /// HLT waiting for an interrupt that nothing can send.

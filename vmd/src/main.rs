@@ -177,8 +177,11 @@ fn main() -> ExitCode {
             Err(e) => logging::fatalx(&e.to_string()),
         };
     }
-    if args.vm_fd.is_some() || args.device_fd.is_some() {
-        eprintln!("{progname}: the vm and device processes (-V, -X) are not implemented yet");
+    if let Some(fd) = args.device_fd.as_deref() {
+        return run_device(&progname, fd, &args);
+    }
+    if args.vm_fd.is_some() {
+        eprintln!("{progname}: the vm process (-V) is not implemented yet");
         return ExitCode::from(1);
     }
     if !args.noaction {
@@ -204,6 +207,51 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => logging::fatalx(&e.to_string()),
     }
+}
+
+/// `-X fd -t type -i fd -p vmname`: a virtio device process.
+fn run_device(progname: &str, sync_fd: &str, args: &Args) -> ExitCode {
+    let number = |v: Option<&str>, what: &str| -> Option<i32> {
+        let n = v.and_then(|v| v.parse::<i32>().ok());
+        if n.is_none() {
+            eprintln!("{progname}: invalid {what}");
+        }
+        n
+    };
+    let Some(sync_fd) = number(Some(sync_fd), "device fd") else {
+        return ExitCode::from(1);
+    };
+    let Some(vmm_fd) = number(args.vmm_fd.as_deref().or(Some("-1")), "vmm fd") else {
+        return ExitCode::from(1);
+    };
+    let dev_type = match args.device_type.as_deref().map(str::as_bytes) {
+        Some([t]) => *t,
+        _ => {
+            eprintln!("{progname}: invalid device type");
+            return ExitCode::from(1);
+        }
+    };
+    let vm_name = args.title.clone().unwrap_or_default();
+    let role = match dev_type {
+        b'd' => "vioblk",
+        b'n' => "vionet",
+        _ => "viodev",
+    };
+    logging::set_procname(role);
+    // Device processes keep only the fds they were given: no root.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        if let Err(e) = sys::unprivileged_user().and_then(|u| sys::drop_privileges(&u, None)) {
+            logging::fatalx(&format!("{role}: {e}"));
+        }
+    }
+    let status = vm::device_proc::child::main(vm::device_proc::child::DeviceArgs {
+        sync_fd,
+        dev_type,
+        vmm_fd,
+        vm_name,
+    });
+    ExitCode::from(status.clamp(0, 255) as u8)
 }
 
 fn run_child(id: ProcId) -> std::io::Result<()> {

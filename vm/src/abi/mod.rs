@@ -5,6 +5,7 @@
 //! clang's numbers in `layout.rs`; vmm-sys/ABI.md documents them.
 
 pub mod cstate;
+pub mod imsg_types;
 mod layout;
 pub mod local_prefix;
 pub mod viodev_msg;

@@ -8,10 +8,15 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
 use devices::disk::{self, DiskBackend, ImageFormat};
+use devices::memory::GuestMemory;
 use devices::ns8250::SerialSink;
+use vm::device_proc::{self, LaunchSpec};
 use vm::hv::kvm::KvmVm;
 use vm::machine::{DiskDevice, Machine, MachineConfig};
+use vm::memory_layout;
 use vm::vcpu::StopReason;
 
 pub const SEABIOS: &str = "/usr/share/seabios/bios.bin";
@@ -98,6 +103,8 @@ impl Capture {
 pub enum BsDisk {
     LocalRaw,
     LocalQcow2,
+    ProcessRaw,
+    ProcessQcow2,
 }
 
 pub struct Run {
@@ -178,40 +185,111 @@ fn is_bcd_time(t: &str) -> bool {
         })
 }
 
-/// Boots SeaBIOS and the guest on KVM in this process; stops after 90 s.
-pub fn boot_bs(guest: &Guest, disk: BsDisk) -> Run {
+/// A machine set up to boot the guest, not yet running.
+pub struct Prepared {
+    pub machine: Machine,
+    console: Capture,
+    firmware: Capture,
+    pub image: PathBuf,
+}
+
+/// Builds the VM: SeaBIOS, 512 MiB, the guest's disk as vioblk in this
+/// process or in a device process (the vmd binary's `-X`).
+pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
     let (image, format) = match disk {
-        BsDisk::LocalRaw => (guest.dir.join("bsdisk.img"), ImageFormat::Raw),
-        BsDisk::LocalQcow2 => (guest.dir.join("bsdisk.qcow2"), ImageFormat::Qcow2),
+        BsDisk::LocalRaw | BsDisk::ProcessRaw => (guest.dir.join("bsdisk.img"), ImageFormat::Raw),
+        BsDisk::LocalQcow2 | BsDisk::ProcessQcow2 => {
+            (guest.dir.join("bsdisk.qcow2"), ImageFormat::Qcow2)
+        }
     };
-    let backend = DiskBackend::new(disk::open_image(&image, format, false).unwrap());
+    let map = memory_layout::memory_map(512 << 20).unwrap();
+    let mem = GuestMemory::new_anonymous(&memory_layout::backed_ranges(&map)).unwrap();
+    let device = match disk {
+        BsDisk::LocalRaw | BsDisk::LocalQcow2 => DiskDevice::Local(Box::new(DiskBackend::new(
+            disk::open_image(&image, format, false).unwrap(),
+        ))),
+        BsDisk::ProcessRaw | BsDisk::ProcessQcow2 => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&image)
+                .unwrap();
+            let vm = device_proc::describe_vm("bs", &map, &[(&image, format, 1)]).unwrap();
+            let dev = device_proc::vioblk_dev(0, &[file.as_raw_fd()]).unwrap();
+            let process = device_proc::launch(LaunchSpec {
+                exe: Path::new(env!("CARGO_BIN_EXE_vmd")),
+                dev,
+                vm: &vm,
+                mem: &mem,
+                data_fds: vec![file.as_raw_fd()],
+                vmm_fd: -1,
+                debug: true,
+                verbose: 0,
+            })
+            .unwrap();
+            DiskDevice::Process(Box::new(process))
+        }
+    };
     let console = Capture::default();
     let firmware = Capture::default();
-    let mut machine = Machine::new(MachineConfig {
-        name: "bs".into(),
-        memory: 512 << 20,
-        bios: std::fs::read(SEABIOS).unwrap(),
-        disks: vec![DiskDevice::Local(Box::new(backend))],
-        console: Box::new(console.clone()),
-        console_input: None,
-        firmware_log: Some(Box::new(firmware.clone())),
-    })
+    let machine = Machine::with_memory(
+        MachineConfig {
+            name: "bs".into(),
+            memory: 512 << 20,
+            bios: std::fs::read(SEABIOS).unwrap(),
+            disks: vec![device],
+            console: Box::new(console.clone()),
+            console_input: None,
+            firmware_log: Some(Box::new(firmware.clone())),
+        },
+        map,
+        mem,
+    )
     .unwrap();
-    let control = machine.control();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(90));
-        control.stop(StopReason::Unhandled("test timeout after 90 s".into()));
-    });
-    drop(watchdog);
-    let kvm = KvmVm::new(&machine.mem).unwrap();
-    let mut cpu = kvm.create_vcpu(0).unwrap();
-    let t0 = Instant::now();
-    let reason = machine.run(&mut cpu).unwrap();
-    Run {
-        console: console.text(),
-        firmware: firmware.text(),
-        reason,
-        elapsed: t0.elapsed(),
+    Prepared {
+        machine,
+        console,
+        firmware,
         image,
     }
+}
+
+impl Prepared {
+    /// Runs the guest on KVM until it stops, at most 90 s.
+    pub fn run(mut self) -> Run {
+        let control = self.machine.control();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(90));
+            control.stop(StopReason::Unhandled("test timeout after 90 s".into()));
+        });
+        let kvm = KvmVm::new(&self.machine.mem).unwrap();
+        let mut cpu = kvm.create_vcpu(0).unwrap();
+        let t0 = Instant::now();
+        let reason = self.machine.run(&mut cpu).unwrap();
+        let elapsed = t0.elapsed();
+        self.machine.control().shutdown_devices();
+        Run {
+            console: self.console.text(),
+            firmware: self.firmware.text(),
+            reason,
+            elapsed,
+            image: self.image,
+        }
+    }
+}
+
+/// Boots SeaBIOS and the guest on KVM.
+pub fn boot_bs(guest: &Guest, disk: BsDisk) -> Run {
+    prepare_bs(guest, disk).run()
+}
+
+/// The sector the guest wrote: bytes 0..255 twice.
+pub fn assert_written_sector(image: &[u8], guest: &Guest) {
+    let at = (guest.write_lba * 512) as usize;
+    let want: Vec<u8> = (0..512).map(|i| i as u8).collect();
+    assert_eq!(
+        &image[at..at + 512],
+        &want[..],
+        "the guest's write is not in the image"
+    );
 }

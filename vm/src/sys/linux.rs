@@ -1,0 +1,96 @@
+//! Linux: device processes get guest memory as memfds, sent as imsgs on
+//! the sync channel right after the raw structs (vmm(4) hosts use
+//! VMM_IOC_SHAREMEM instead).
+
+use std::os::fd::RawFd;
+
+use devices::memory::{GuestMemory, MemoryRange};
+use imsg::ImsgBuf;
+
+use crate::device_proc::DeviceProcError;
+
+/// Private to Linux vmd: first the number of ranges, then one message per
+/// range with its memfd. Far above the C vmd's numbers.
+pub const IMSG_GUEST_MEMORY_COUNT: u32 = 0x6d65_6d00;
+pub const IMSG_GUEST_MEMORY_RANGE: u32 = 0x6d65_6d01;
+/// vmm(4)'s limit on memory ranges.
+const MAX_RANGES: u32 = 16;
+
+pub fn send_guest_memory(sync: &mut ImsgBuf, mem: &GuestMemory) -> Result<(), DeviceProcError> {
+    let regions: Vec<_> = mem.regions().collect();
+    sync.compose(
+        IMSG_GUEST_MEMORY_COUNT,
+        0,
+        0,
+        None,
+        &(regions.len() as u32).to_le_bytes(),
+    )
+    .map_err(DeviceProcError::imsg("send guest memory"))?;
+    for r in &regions {
+        let fd =
+            r.fd.try_clone_to_owned()
+                .map_err(DeviceProcError::io("dup guest memory fd"))?;
+        let mut payload = [0u8; 24];
+        payload[..8].copy_from_slice(&r.range.guest_addr.to_le_bytes());
+        payload[8..16].copy_from_slice(&(r.range.size as u64).to_le_bytes());
+        payload[16..].copy_from_slice(&r.fd_offset.to_le_bytes());
+        sync.compose(IMSG_GUEST_MEMORY_RANGE, 0, 0, Some(fd), &payload)
+            .map_err(DeviceProcError::imsg("send guest memory"))?;
+    }
+    sync.flush()
+        .map_err(DeviceProcError::imsg("send guest memory"))
+}
+
+fn read_msg(sync: &mut ImsgBuf) -> Result<imsg::Imsg, DeviceProcError> {
+    sync.read_one()
+        .map_err(DeviceProcError::imsg("receive guest memory"))?
+        .ok_or_else(|| DeviceProcError::Memory("channel closed before guest memory arrived".into()))
+}
+
+/// Maps the guest memory the vm process sent. `_vmm_fd` is unused here.
+pub fn receive_guest_memory(
+    sync: &mut ImsgBuf,
+    _vmm_fd: RawFd,
+) -> Result<GuestMemory, DeviceProcError> {
+    let first = read_msg(sync)?;
+    if first.type_() != IMSG_GUEST_MEMORY_COUNT {
+        return Err(DeviceProcError::Memory(format!(
+            "expected the guest memory count, got imsg type {}",
+            first.type_()
+        )));
+    }
+    let count = u32::from_le_bytes(
+        first
+            .data_exact(4)
+            .map_err(DeviceProcError::imsg("guest memory count"))?
+            .try_into()
+            .unwrap_or_default(),
+    );
+    if count == 0 || count > MAX_RANGES {
+        return Err(DeviceProcError::Memory(format!(
+            "{count} memory ranges (1 to {MAX_RANGES})"
+        )));
+    }
+    let mut ranges = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let mut m = read_msg(sync)?;
+        if m.type_() != IMSG_GUEST_MEMORY_RANGE {
+            return Err(DeviceProcError::Memory(format!(
+                "expected a guest memory range, got imsg type {}",
+                m.type_()
+            )));
+        }
+        let p = m
+            .data_exact(24)
+            .map_err(DeviceProcError::imsg("guest memory range"))?;
+        let word = |i: usize| u64::from_le_bytes(p[i..i + 8].try_into().unwrap_or_default());
+        let (gpa, size, offset) = (word(0), word(8), word(16));
+        let size = usize::try_from(size)
+            .map_err(|_| DeviceProcError::Memory(format!("range at {gpa:#x}: size {size}")))?;
+        let fd = m.take_fd().ok_or_else(|| {
+            DeviceProcError::Memory(format!("range at {gpa:#x} came without its fd"))
+        })?;
+        ranges.push((MemoryRange::new(gpa, size), fd, offset));
+    }
+    GuestMemory::from_fds(ranges).map_err(|e| DeviceProcError::Memory(e.to_string()))
+}
