@@ -10,3 +10,4 @@ pub mod machine;
 pub mod memory_layout;
 mod sys;
 pub mod vcpu;
+pub mod vm_proc;

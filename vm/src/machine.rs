@@ -491,16 +491,41 @@ fn timer_loop(
     }
 }
 
-/// Feeds COM1 from `fd`, never faster than the guest drains the FIFO.
+/// Feeds COM1 from `fd`, never faster than the guest drains the FIFO, so
+/// nothing typed is lost. Works with blocking and non-blocking fds.
 fn console_loop(fd: OwnedFd, uart: &Mutex<Uart>, done: &AtomicBool) {
+    use std::os::fd::AsRawFd;
     let mut input = std::fs::File::from(fd);
     let mut buf = [0u8; 256];
     while !done.load(Ordering::Acquire) {
+        let mut pfd = libc::pollfd {
+            fd: input.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd; the timeout lets the loop see
+        // `done`.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
         let n = match input.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
+                // A pty whose other side is closed reads EIO until
+                // someone opens it again: wait rather than give up.
+                if e.raw_os_error() == Some(libc::EIO) {
+                    thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
                 log::warn!("console: {e}");
                 return;
             }

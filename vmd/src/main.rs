@@ -180,9 +180,8 @@ fn main() -> ExitCode {
     if let Some(fd) = args.device_fd.as_deref() {
         return run_device(&progname, fd, &args);
     }
-    if args.vm_fd.is_some() {
-        eprintln!("{progname}: the vm process (-V) is not implemented yet");
-        return ExitCode::from(1);
+    if let Some(fd) = args.vm_fd.as_deref() {
+        return run_vm(&progname, fd, &args);
     }
     if !args.noaction {
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -207,6 +206,34 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => logging::fatalx(&e.to_string()),
     }
+}
+
+/// `-V fd -i vmm_fd -j psp_fd`: a vm process.
+fn run_vm(progname: &str, fd: &str, args: &Args) -> ExitCode {
+    let Ok(fd) = fd.parse::<i32>() else {
+        eprintln!("{progname}: invalid vm fd");
+        return ExitCode::from(1);
+    };
+    let vmm_fd = args
+        .vmm_fd
+        .as_deref()
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(-1);
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => logging::fatalx(&e.to_string()),
+    };
+    let status = vm::vm_proc::main(
+        vm::vm_proc::VmArgs {
+            fd,
+            vmm_fd,
+            exe,
+            debug: args.debug,
+            verbose: args.verbose.min(2) as u8,
+        },
+        &|name| logging::set_procname(&format!("vm/{name}")),
+    );
+    ExitCode::from(status.clamp(0, 255) as u8)
 }
 
 /// `-X fd -t type -i fd -p vmname`: a virtio device process.

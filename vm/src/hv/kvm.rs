@@ -38,6 +38,12 @@ pub struct KvmVm {
 impl KvmVm {
     pub fn new(mem: &GuestMemory) -> Result<KvmVm, HvError> {
         let kvm = Kvm::new().map_err(sys("open /dev/kvm"))?;
+        KvmVm::with_kvm(kvm, mem)
+    }
+
+    /// As [`KvmVm::new`], on a /dev/kvm handle someone else opened (vmd's
+    /// vmm process passes it, so the vm process needs no privileges).
+    pub fn with_kvm(kvm: Kvm, mem: &GuestMemory) -> Result<KvmVm, HvError> {
         let vm = kvm.create_vm().map_err(sys("KVM_CREATE_VM"))?;
         for (slot, r) in mem.regions().enumerate() {
             let region = kvm_userspace_memory_region {

@@ -2,7 +2,7 @@
 //! the sync channel right after the raw structs (vmm(4) hosts use
 //! VMM_IOC_SHAREMEM instead).
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, RawFd};
 
 use devices::memory::{GuestMemory, MemoryRange};
 use imsg::ImsgBuf;
@@ -93,4 +93,37 @@ pub fn receive_guest_memory(
         ranges.push((MemoryRange::new(gpa, size), fd, offset));
     }
     GuestMemory::from_fds(ranges).map_err(|e| DeviceProcError::Memory(e.to_string()))
+}
+
+/// The hypervisor as the vm process uses it: KVM here.
+pub struct Hypervisor(crate::hv::kvm::KvmVm);
+
+impl Hypervisor {
+    /// The VM, on the /dev/kvm handle `kvm_fd` if there is one (vmm passes
+    /// it as `-i`), else on a /dev/kvm opened here.
+    pub fn new(kvm_fd: RawFd, mem: &GuestMemory) -> Result<Hypervisor, crate::hv::HvError> {
+        if kvm_fd < 0 {
+            return crate::hv::kvm::KvmVm::new(mem).map(Hypervisor);
+        }
+        // SAFETY: F_GETFD only inspects the fd table.
+        if unsafe { libc::fcntl(kvm_fd, libc::F_GETFD) } == -1 {
+            return Err(crate::hv::HvError::Sys {
+                what: "/dev/kvm fd",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: the fd is open and was passed to this process as its
+        // /dev/kvm handle; nothing else here owns it.
+        let kvm = unsafe { kvm_ioctls::Kvm::from_raw_fd(kvm_fd) };
+        crate::hv::kvm::KvmVm::with_kvm(kvm, mem).map(Hypervisor)
+    }
+
+    /// The hypervisor's own id for the VM; KVM has none.
+    pub fn id(&self) -> Option<u32> {
+        None
+    }
+
+    pub fn create_vcpu(&self) -> Result<Box<dyn crate::hv::Vcpu>, crate::hv::HvError> {
+        Ok(Box::new(self.0.create_vcpu(0)?))
+    }
 }

@@ -20,3 +20,27 @@ pub fn receive_guest_memory(
         "sharing guest memory through VMM_IOC_SHAREMEM is not implemented yet".into(),
     ))
 }
+
+/// The hypervisor as the vm process uses it: vmm(4), whose vcpu backend
+/// is not written yet.
+pub struct Hypervisor;
+
+impl Hypervisor {
+    pub fn new(_vmm_fd: RawFd, _mem: &GuestMemory) -> Result<Hypervisor, crate::hv::HvError> {
+        Err(crate::hv::HvError::Sys {
+            what: "vmm(4) backend",
+            source: std::io::Error::from_raw_os_error(libc::ENOSYS),
+        })
+    }
+
+    pub fn id(&self) -> Option<u32> {
+        None
+    }
+
+    pub fn create_vcpu(&self) -> Result<Box<dyn crate::hv::Vcpu>, crate::hv::HvError> {
+        Err(crate::hv::HvError::Sys {
+            what: "vmm(4) backend",
+            source: std::io::Error::from_raw_os_error(libc::ENOSYS),
+        })
+    }
+}
