@@ -10,7 +10,7 @@
 //! restarts the VM), an errno otherwise.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -168,12 +168,17 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
 
     let mut boot = Vec::new();
     let kernel = inherited(vm.vm_kernel, "boot image").map_err(|e| (libc::EBADF, e))?;
-    File::from(kernel).read_to_end(&mut boot).map_err(|e| {
-        (
-            libc::EIO,
-            format!("failed to load kernel or firmware image: {e}"),
-        )
-    })?;
+    let mut kernel = File::from(kernel);
+    // After a reboot the same file comes again: read it from the start.
+    kernel
+        .rewind()
+        .and_then(|()| kernel.read_to_end(&mut boot).map(drop))
+        .map_err(|e| {
+            (
+                libc::EIO,
+                format!("failed to load kernel or firmware image: {e}"),
+            )
+        })?;
 
     let disks = launch_disks(args, vm, &mem)?;
     if p.vmc_nnics > 0 {

@@ -116,7 +116,7 @@ pub fn run(
                 }
             }
         }
-        parent.write().map_err(io::Error::other)?;
+        parent.flush().map_err(io::Error::other)?;
     }
 }
 
@@ -229,9 +229,17 @@ fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), R
                 .map_err(|_| Refusal::Close)?;
         }
         IMSG_VMDOP_START_VM_REQUEST => {
+            use vmm_sys::Wire;
+            let data = msg
+                .data_exact(vm::abi::VmopCreateParams::SIZE)
+                .map_err(fail)?;
+            let mut vmc = vm::abi::VmopCreateParams::get(data);
+            // The owner is whoever the kernel says is asking.
+            vmc.vmc_owner.uid = uid;
+            vmc.vmc_owner.gid = -1;
             let fd = msg.take_fd();
             parent
-                .compose(type_, id, 0, fd, &msg.data)
+                .compose(type_, id, 0, fd, &vmc.to_bytes())
                 .map_err(|_| Refusal::Close)?;
         }
         IMSG_VMDOP_WAIT_VM_REQUEST

@@ -11,3 +11,4 @@ pub mod privops;
 pub mod proc;
 pub mod sys;
 pub mod vmm;
+pub mod vms;

@@ -172,7 +172,7 @@ fn main() -> ExitCode {
             eprintln!("{progname}: invalid process name: {title}");
             return ExitCode::from(1);
         };
-        return match run_child(id) {
+        return match run_child(id, &args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => logging::fatalx(&e.to_string()),
         };
@@ -191,9 +191,9 @@ fn main() -> ExitCode {
         }
     }
     // vmd refuses to start with a broken configuration, as with -n.
-    if check_config(&progname, &args).is_none() {
+    let Some(config) = check_config(&progname, &args) else {
         return ExitCode::from(1);
-    }
+    };
     if args.noaction {
         eprintln!("configuration OK");
         return ExitCode::SUCCESS;
@@ -202,7 +202,7 @@ fn main() -> ExitCode {
         Ok(e) => e,
         Err(e) => logging::fatalx(&e.to_string()),
     };
-    match parent::run(&exe.to_string_lossy(), &passthrough(&args)) {
+    match parent::run(&exe.to_string_lossy(), &passthrough(&args), &config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => logging::fatalx(&e.to_string()),
     }
@@ -281,7 +281,7 @@ fn run_device(progname: &str, sync_fd: &str, args: &Args) -> ExitCode {
     ExitCode::from(status.clamp(0, 255) as u8)
 }
 
-fn run_child(id: ProcId) -> std::io::Result<()> {
+fn run_child(id: ProcId, args: &Args) -> std::io::Result<()> {
     logging::set_procname(id.title());
     let signals = sys::SignalPipe::install(&[
         libc::SIGTERM,
@@ -289,6 +289,7 @@ fn run_child(id: ProcId) -> std::io::Result<()> {
         libc::SIGHUP,
         libc::SIGPIPE,
         libc::SIGUSR1,
+        libc::SIGCHLD,
     ])?;
     let chan = vmd::proc::parent_channel()?;
     let user = sys::unprivileged_user()?;
@@ -301,9 +302,18 @@ fn run_child(id: ProcId) -> std::io::Result<()> {
             control::run(chan, listener, signals)
         }
         ProcId::Vmm => {
+            // The hypervisor handle is opened while root and passed to
+            // each vm process, which then needs no privileges of its own.
+            let hv = match sys::open_hypervisor() {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    log::warn!("vmm: cannot open the hypervisor: {e}");
+                    None
+                }
+            };
             sys::drop_privileges(&user, None)?;
             sys::sandbox(id, &exe)?;
-            child::run("vmm", chan, signals, vmm::handle)
+            vmm::Vmm::new(hv, exe.clone(), args.debug, args.verbose).run(chan, signals)
         }
         ProcId::Priv => {
             // priv keeps root for interface ioctls but needs no files.

@@ -1,9 +1,9 @@
 //! The parent process: starts the others, owns the configuration and the
-//! VM table, and routes requests between control, vmm and priv.
-//!
-//! This first version carries the routing vmctl status needs; starting
-//! VMs arrives with the vm process. Requests it cannot serve yet are
-//! answered with an error, never left hanging.
+//! VM table, and routes requests between control, vmm and priv, as vmd.c:
+//! it starts the VMs vm.conf enables, opens what a VM needs before vmm
+//! runs it, checks who may do what to which VM, and answers vmctl when a
+//! VM starts, pauses or stops. Requests it cannot serve yet are answered
+//! with an error, never left hanging.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,21 +12,48 @@ use std::time::{Duration, Instant};
 use imsg::{Imsg, ImsgBuf, ReadStatus};
 use mio::{Events, Interest, Poll, Token};
 
+use std::os::fd::OwnedFd;
+
+use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VmopResult, VMOP_FORCE, VMOP_WAIT};
+use vmm_sys::wire::c_str;
+use vmm_sys::Wire;
+
+use crate::config::model::Config;
 use crate::imsg_types::*;
 use crate::proc::{self, ChildProc, ProcId};
 use crate::sys;
+use crate::vms::{State, VmTable};
+
+/// vmd.h: the answer to stopping a VM that is not running.
+const VMD_VM_STOP_INVALID: i32 = 1004;
 
 const SIGNALS: Token = Token(100);
 
 /// `struct vmop_result`: result, id, pid, ttyname[16].
 fn vmop_result(result: i32, id: u32) -> Vec<u8> {
-    let mut v = vec![0u8; 28];
-    v[0..4].copy_from_slice(&result.to_ne_bytes());
-    v[4..8].copy_from_slice(&id.to_ne_bytes());
-    v
+    let mut r = VmopResult::zeroed();
+    r.vmr_result = result;
+    r.vmr_id = id;
+    r.to_bytes()
 }
 
-pub fn run(exe: &str, args: &[String]) -> io::Result<()> {
+/// Whom a message goes to and what it carries.
+struct Router<'a> {
+    children: &'a mut [ChildProc],
+    index: &'a HashMap<ProcId, usize>,
+}
+
+impl Router<'_> {
+    fn send(&mut self, to: ProcId, type_: u32, peer: u32, fd: Option<OwnedFd>, data: &[u8]) {
+        if let Some(&i) = self.index.get(&to) {
+            if let Err(e) = self.children[i].chan.compose(type_, peer, 0, fd, data) {
+                log::warn!("parent: can't send to {}: {e}", to.title());
+            }
+        }
+    }
+}
+
+pub fn run(exe: &str, args: &[String], config: &Config) -> io::Result<()> {
     let signals = sys::SignalPipe::install(&[
         libc::SIGTERM,
         libc::SIGINT,
@@ -52,6 +79,30 @@ pub fn run(exe: &str, args: &[String]) -> io::Result<()> {
         .enumerate()
         .map(|(i, c)| (c.id, i))
         .collect();
+    for c in children.iter_mut() {
+        c.chan.allow_fdpass();
+    }
+    let mut vms = VmTable::from_config(config);
+    {
+        let mut r = Router {
+            children: &mut children,
+            index: &index,
+        };
+        let ids: Vec<u32> = vms
+            .vms
+            .iter()
+            .filter(|v| !v.disabled)
+            .map(|v| v.id)
+            .collect();
+        for id in ids {
+            start_vm(&mut vms, &mut r, id, None);
+        }
+    }
+    for c in children.iter_mut() {
+        if let Err(e) = c.chan.flush() {
+            log::warn!("parent: can't write to {}: {e}", c.id.title());
+        }
+    }
     let mut events = Events::with_capacity(16);
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -86,12 +137,19 @@ pub fn run(exe: &str, args: &[String]) -> io::Result<()> {
                 }
             };
             let src = children[from].id;
+            let mut r = Router {
+                children: &mut children,
+                index: &index,
+            };
             for m in msgs {
-                dispatch(src, m, &mut children, &index);
+                dispatch(src, m, &mut r, &mut vms);
             }
         }
         for c in children.iter_mut() {
-            let _ = c.chan.write();
+            // One write stops at each message carrying an fd: flush all.
+            if let Err(e) = c.chan.flush() {
+                log::warn!("parent: can't write to {}: {e}", c.id.title());
+            }
         }
     }
 }
@@ -112,39 +170,148 @@ fn drain(chan: &mut ImsgBuf) -> imsg::Result<Option<Vec<Imsg>>> {
     Ok(Some(out))
 }
 
-fn dispatch(src: ProcId, m: Imsg, children: &mut [ChildProc], index: &HashMap<ProcId, usize>) {
+fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable) {
     let peer = m.hdr.peerid;
-    let send = |children: &mut [ChildProc], to: ProcId, type_: u32, data: &[u8]| {
-        if let Some(&i) = index.get(&to) {
-            if let Err(e) = children[i].chan.compose(type_, peer, 0, None, data) {
-                log::warn!("parent: can't send to {}: {e}", to.title());
-            }
-        }
-    };
+    let no_groups = |_: u32, _: u32| false;
     match (src, m.hdr.type_) {
         (ProcId::Control, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
-            send(children, ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, &[]);
+            r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
         }
-        (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_DATA | IMSG_VMDOP_GET_INFO_VM_END_DATA) => {
-            send(children, ProcId::Control, m.hdr.type_, &m.data);
+        (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_DATA) => {
+            let Ok(d) = m.data_exact(VmopInfoResult::SIZE) else {
+                return;
+            };
+            let mut info = VmopInfoResult::get(d);
+            if let Some(vm) = vms.find(info.vir_info.vir_id, "") {
+                vm.complete_info(&mut info);
+            }
+            r.send(
+                ProcId::Control,
+                IMSG_VMDOP_GET_INFO_VM_DATA,
+                peer,
+                None,
+                &info.to_bytes(),
+            );
+        }
+        (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_END_DATA) => {
+            // VMs vmm does not run: configured, stopped ones.
+            for vm in vms.vms.iter().filter(|v| v.state == State::Stopped) {
+                r.send(
+                    ProcId::Control,
+                    IMSG_VMDOP_GET_INFO_VM_DATA,
+                    peer,
+                    None,
+                    &vm.info().to_bytes(),
+                );
+            }
+            r.send(
+                ProcId::Control,
+                IMSG_VMDOP_GET_INFO_VM_END_DATA,
+                peer,
+                None,
+                &[],
+            );
         }
         (ProcId::Control, IMSG_CTL_VERBOSE) => {
             if let Ok(v) = m.get::<i32>() {
                 crate::logging::set_verbose(v.max(0) as usize);
                 for id in [ProcId::Vmm, ProcId::Priv, ProcId::Agentx] {
-                    send(children, id, IMSG_CTL_VERBOSE, &v.to_ne_bytes());
+                    r.send(id, IMSG_CTL_VERBOSE, peer, None, &v.to_ne_bytes());
                 }
-                send(children, ProcId::Control, IMSG_CTL_OK, &[]);
+                r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
             }
         }
         (ProcId::Control, IMSG_VMDOP_START_VM_REQUEST) => {
-            log::warn!("start vm: not supported yet (no vm process)");
-            send(
-                children,
-                ProcId::Control,
-                IMSG_VMDOP_START_VM_RESPONSE,
-                &vmop_result(libc::ENOSYS, 0),
-            );
+            let params = match m.data_exact(VmopCreateParams::SIZE) {
+                Ok(d) => VmopCreateParams::get(d),
+                Err(_) => {
+                    r.send(
+                        ProcId::Control,
+                        IMSG_VMDOP_START_VM_RESPONSE,
+                        peer,
+                        None,
+                        &vmop_result(libc::EINVAL, 0),
+                    );
+                    return;
+                }
+            };
+            let fd = m.take_fd();
+            match vms.register(&params, fd, params.vmc_owner.uid, &no_groups) {
+                Ok(id) => start_vm(vms, r, id, Some(peer)),
+                Err(e) => {
+                    let name = String::from_utf8_lossy(c_str(&params.vmc_name)).into_owned();
+                    log::warn!("start vm {name}: {e}");
+                    r.send(
+                        ProcId::Control,
+                        IMSG_VMDOP_START_VM_RESPONSE,
+                        peer,
+                        None,
+                        &vmop_result(e.errno(), 0),
+                    );
+                }
+            }
+        }
+        (ProcId::Vmm, IMSG_VMDOP_START_VM_RESPONSE) => {
+            let Ok(d) = m.data_exact(VmopResult::SIZE) else {
+                return;
+            };
+            let mut res = VmopResult::get(d);
+            let Some(vm) = vms.find(peer, "") else {
+                return;
+            };
+            if res.vmr_result == 0 {
+                vm.state = State::Running;
+                vm.pid = res.vmr_pid;
+                log::info!(
+                    "{}: started vm {} successfully, tty {}",
+                    vm.name,
+                    vm.id,
+                    vm.tty
+                );
+            } else {
+                vm.state = State::Stopped;
+                log::warn!(
+                    "{}: start failed: {}",
+                    vm.name,
+                    io::Error::from_raw_os_error(res.vmr_result)
+                );
+            }
+            res.vmr_ttyname = vmm_sys::wire::c_string(&vm.tty).unwrap_or([0; 16]);
+            if let Some(ctl) = vm.start_peer.take() {
+                r.send(
+                    ProcId::Control,
+                    IMSG_VMDOP_START_VM_RESPONSE,
+                    ctl,
+                    None,
+                    &res.to_bytes(),
+                );
+            }
+            if res.vmr_result != 0 && !vm.from_config {
+                let id = vm.id;
+                vms.vms.retain(|v| v.id != id);
+            }
+        }
+        (ProcId::Vmm, IMSG_VMDOP_TERMINATE_VM_EVENT) => {
+            let Some(vm) = vms.find(peer, "") else {
+                return;
+            };
+            log::info!("{}: vm {} stopped", vm.name, vm.id);
+            vm.state = State::Stopped;
+            vm.pid = 0;
+            vm.tty.clear();
+            let id = vm.id;
+            for w in std::mem::take(&mut vm.waiters) {
+                r.send(
+                    ProcId::Control,
+                    IMSG_VMDOP_TERMINATE_VM_EVENT,
+                    w,
+                    None,
+                    &vmop_result(0, id),
+                );
+            }
+            if !vm.from_config {
+                vms.vms.retain(|v| v.id != id);
+            }
         }
         (
             ProcId::Control,
@@ -153,35 +320,155 @@ fn dispatch(src: ProcId, m: Imsg, children: &mut [ChildProc], index: &HashMap<Pr
             | IMSG_VMDOP_PAUSE_VM
             | IMSG_VMDOP_UNPAUSE_VM),
         ) => {
-            // No VM is known yet, so every id or name is unknown.
-            let id = m
-                .data
-                .get(0..4)
-                .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
             let reply = match t {
                 IMSG_VMDOP_PAUSE_VM => IMSG_VMDOP_PAUSE_VM_RESPONSE,
                 IMSG_VMDOP_UNPAUSE_VM => IMSG_VMDOP_UNPAUSE_VM_RESPONSE,
                 _ => IMSG_VMDOP_TERMINATE_VM_RESPONSE,
             };
-            send(
-                children,
-                ProcId::Control,
-                reply,
-                &vmop_result(libc::ENOENT, id),
-            );
+            let Ok(d) = m.data_exact(VMOP_ID_SIZE) else {
+                r.send(
+                    ProcId::Control,
+                    reply,
+                    peer,
+                    None,
+                    &vmop_result(libc::EINVAL, 0),
+                );
+                return;
+            };
+            let id = u32::from_ne_bytes(d[0..4].try_into().unwrap_or_default());
+            let name = String::from_utf8_lossy(c_str(&d[4..68])).into_owned();
+            let uid = u32::from_ne_bytes(d[68..72].try_into().unwrap_or_default());
+            let flags = u32::from_ne_bytes(d[72..76].try_into().unwrap_or_default());
+            let Some(vm) = vms.find(id, &name) else {
+                r.send(
+                    ProcId::Control,
+                    reply,
+                    peer,
+                    None,
+                    &vmop_result(libc::ENOENT, id),
+                );
+                return;
+            };
+            if !vm.permits(uid, &no_groups) {
+                r.send(
+                    ProcId::Control,
+                    reply,
+                    peer,
+                    None,
+                    &vmop_result(libc::EPERM, vm.id),
+                );
+                return;
+            }
+            if !vm.is_running() {
+                let res = if t == IMSG_VMDOP_TERMINATE_VM_REQUEST || t == IMSG_VMDOP_WAIT_VM_REQUEST
+                {
+                    VMD_VM_STOP_INVALID
+                } else {
+                    libc::EINVAL
+                };
+                r.send(ProcId::Control, reply, peer, None, &vmop_result(res, vm.id));
+                return;
+            }
+            let mut fwd = d.to_vec();
+            fwd[0..4].copy_from_slice(&vm.id.to_ne_bytes());
+            match t {
+                IMSG_VMDOP_WAIT_VM_REQUEST => vm.waiters.push(peer),
+                IMSG_VMDOP_TERMINATE_VM_REQUEST => {
+                    if flags & (VMOP_WAIT | VMOP_FORCE) != 0 {
+                        vm.waiters.push(peer);
+                    } else {
+                        r.send(ProcId::Control, reply, peer, None, &vmop_result(0, vm.id));
+                    }
+                    r.send(ProcId::Vmm, t, peer, None, &fwd);
+                }
+                _ => r.send(ProcId::Vmm, t, peer, None, &fwd),
+            }
+        }
+        (ProcId::Vmm, t @ (IMSG_VMDOP_PAUSE_VM_RESPONSE | IMSG_VMDOP_UNPAUSE_VM_RESPONSE)) => {
+            if let Ok(d) = m.data_exact(VmopResult::SIZE) {
+                let res = VmopResult::get(d);
+                if let Some(vm) = vms.find(res.vmr_id, "") {
+                    if res.vmr_result == 0 && vm.is_running() {
+                        vm.state = if t == IMSG_VMDOP_PAUSE_VM_RESPONSE {
+                            State::Paused
+                        } else {
+                            State::Running
+                        };
+                    }
+                }
+            }
+            r.send(ProcId::Control, t, peer, None, &m.data);
         }
         (ProcId::Control, t @ (IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD)) => {
             log::warn!("parent: request {t} not supported yet");
-            send(
-                children,
+            r.send(
                 ProcId::Control,
                 IMSG_CTL_FAIL,
+                peer,
+                None,
                 &libc::ENOSYS.to_ne_bytes(),
             );
         }
         (_, IMSG_VMDOP_DONE) => {}
         (src, t) => log::debug!("parent: unexpected imsg {t} from {}", src.title()),
     }
+}
+
+/// Opens what VM `id` needs and asks vmm to run it; `ctl` is the control
+/// connection waiting for the answer, if any.
+fn start_vm(vms: &mut VmTable, r: &mut Router<'_>, id: u32, ctl: Option<u32>) {
+    let plan = match vms.plan_start(id) {
+        Ok(p) => p,
+        Err(e) => {
+            let errno = e.errno();
+            if let Some(vm) = vms.find(id, "") {
+                log::warn!("{}: could not start vm: {e}", vm.name);
+                let keep = vm.from_config;
+                if !keep {
+                    vms.vms.retain(|v| v.id != id);
+                }
+            }
+            if let Some(ctl) = ctl {
+                r.send(
+                    ProcId::Control,
+                    IMSG_VMDOP_START_VM_RESPONSE,
+                    ctl,
+                    None,
+                    &vmop_result(errno, 0),
+                );
+            }
+            return;
+        }
+    };
+    if let Some(vm) = vms.find(id, "") {
+        vm.state = State::Starting;
+        vm.start_peer = ctl;
+    }
+    r.send(
+        ProcId::Vmm,
+        IMSG_VMDOP_START_VM_REQUEST,
+        id,
+        Some(plan.boot),
+        &plan.params.to_bytes(),
+    );
+    for (i, chain) in plan.disks.into_iter().enumerate() {
+        for fd in chain {
+            r.send(
+                ProcId::Vmm,
+                IMSG_VMDOP_START_VM_DISK,
+                id,
+                Some(fd),
+                &(i as u32).to_ne_bytes(),
+            );
+        }
+    }
+    r.send(
+        ProcId::Vmm,
+        IMSG_VMDOP_START_VM_END,
+        id,
+        Some(plan.tty),
+        &[],
+    );
 }
 
 /// Collects exited children; names the first one that died.

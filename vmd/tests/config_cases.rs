@@ -452,11 +452,14 @@ fn command_line() {
         "vmd: failed to open /nonexistent/vm.conf: No such file or directory\nconfiguration OK\n"
     );
 
-    // The vm and device roles are not there yet and say so; an unknown
-    // process name is refused.
-    let out = Command::new(vmd).args(["-V", "3"]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    // The vm and device roles refuse an fd they were not given; an
+    // unknown process name is refused.
+    let out = Command::new(vmd).args(["-d", "-V", "99"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(libc::EBADF));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fd 99 is not open"));
+    let out = Command::new(vmd).args(["-d", "-X", "99", "-t", "d"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(libc::EBADF));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fd 99 is not open"));
     let out = Command::new(vmd).args(["-P", "bogus"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid process name: bogus"));

@@ -126,3 +126,12 @@ pub fn open_tap(name: &str) -> io::Result<(std::os::fd::OwnedFd, String)> {
 pub fn sandbox(_role: crate::proc::ProcId, _exe: &str) -> io::Result<()> {
     Ok(())
 }
+
+/// The hypervisor device the vmm process hands to vm processes.
+pub fn open_hypervisor() -> io::Result<std::os::fd::OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")?;
+    Ok(f.into())
+}

@@ -76,3 +76,12 @@ pub fn sandbox(role: ProcId, exe: &str) -> io::Result<()> {
         ProcId::Agentx => pledge("stdio recvfd unix"),
     }
 }
+
+/// The hypervisor device the vmm process hands to vm processes.
+pub fn open_hypervisor() -> io::Result<std::os::fd::OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/vmm")?;
+    Ok(f.into())
+}

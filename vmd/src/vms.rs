@@ -1,0 +1,391 @@
+//! The parent's table of VMs, as vmd.c's `vmd_vms`: VMs from vm.conf and
+//! VMs started by vmctl, their ids, owners and states, and what it takes
+//! to start one (config.c's config_setvm): the boot image, the disk images
+//! with their backing chains and the console pty, opened here, where the
+//! privileges are, and passed to the vmm process.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use devices::disk::{ImageFormat, Qcow2Image};
+use vm::abi::vmd_vm::{VM_STATE_DISABLED, VM_STATE_PAUSED, VM_STATE_RUNNING};
+use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VMDF_QCOW2, VMDF_RAW};
+use vm::abi::{VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM};
+use vmm_sys::wire::{c_str, c_string};
+use vmm_sys::Wire;
+
+use crate::config::model::{Config, DiskFormat, VmConfig, VM_DEFAULT_MEMORY};
+
+/// vmd's default firmware, and where Debian keeps SeaBIOS.
+pub const VM_DEFAULT_BIOS: &str = "/etc/firmware/vmm-bios";
+pub const SEABIOS_PATHS: [&str; 2] = ["/usr/share/seabios/bios.bin", "/usr/share/qemu/bios.bin"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Stopped,
+    Starting,
+    Running,
+    Paused,
+}
+
+#[derive(Debug)]
+pub struct Vm {
+    pub id: u32,
+    pub name: String,
+    pub from_config: bool,
+    pub disabled: bool,
+    pub memory: u64,
+    pub boot: Option<PathBuf>,
+    /// A boot image vmctl passed as an open file.
+    pub boot_fd: Option<OwnedFd>,
+    pub disks: Vec<(PathBuf, ImageFormat)>,
+    pub uid: u32,
+    pub gid: Option<u32>,
+    pub state: State,
+    pub pid: i32,
+    pub tty: String,
+    /// The control connection waiting for the start result.
+    pub start_peer: Option<u32>,
+    /// Control connections waiting for the VM to stop.
+    pub waiters: Vec<u32>,
+}
+
+impl Vm {
+    fn from_config(id: u32, c: &VmConfig) -> Vm {
+        Vm {
+            id,
+            name: c.name.clone(),
+            from_config: true,
+            disabled: c.disabled,
+            memory: c.memory.unwrap_or(VM_DEFAULT_MEMORY),
+            boot: c.boot.as_ref().map(PathBuf::from),
+            boot_fd: None,
+            disks: c
+                .disks
+                .iter()
+                .map(|d| {
+                    let f = match d.format {
+                        DiskFormat::Raw => ImageFormat::Raw,
+                        DiskFormat::Qcow2 => ImageFormat::Qcow2,
+                    };
+                    (PathBuf::from(&d.path), f)
+                })
+                .collect(),
+            uid: c.owner.uid,
+            gid: c.owner.gid,
+            state: State::Stopped,
+            pid: 0,
+            tty: String::new(),
+            start_peer: None,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// `vir_state` as vmctl shows it.
+    pub fn state_bits(&self) -> u32 {
+        match self.state {
+            State::Running | State::Starting => VM_STATE_RUNNING,
+            State::Paused => VM_STATE_RUNNING | VM_STATE_PAUSED,
+            State::Stopped if self.disabled => VM_STATE_DISABLED,
+            State::Stopped => 0,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state != State::Stopped
+    }
+
+    /// May `uid` start, stop, pause or attach to this VM (vm_checkperm)?
+    pub fn permits(&self, uid: u32, groups: &dyn Fn(u32, u32) -> bool) -> bool {
+        uid == 0 || (self.uid != 0 && self.uid == uid) || self.gid.is_some_and(|g| groups(uid, g))
+    }
+
+    /// What vmctl status lists for a VM that is not running.
+    pub fn info(&self) -> VmopInfoResult {
+        let mut r = VmopInfoResult::zeroed();
+        r.vir_info.vir_memory_size = self.memory;
+        r.vir_info.vir_ncpus = 1;
+        r.vir_info.vir_id = self.id;
+        r.vir_info.vir_name = c_string(&self.name).unwrap_or([0; 64]);
+        r.vir_uid = self.uid;
+        r.vir_gid = self.gid.map_or(-1, i64::from);
+        r.vir_state = self.state_bits();
+        r
+    }
+
+    /// Fills in what only the parent knows about a running VM.
+    pub fn complete_info(&self, r: &mut VmopInfoResult) {
+        r.vir_ttyname = c_string(&self.tty).unwrap_or([0; 16]);
+        r.vir_uid = self.uid;
+        r.vir_gid = self.gid.map_or(-1, i64::from);
+        r.vir_state = self.state_bits();
+    }
+}
+
+/// Why a VM could not be started; the errno goes back to vmctl.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("vm already running")]
+    AlreadyRunning,
+    #[error("permission denied")]
+    Permission,
+    #[error("invalid start request: {0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Disk(#[from] devices::disk::DiskError),
+    #[error("could not open a console: {0}")]
+    Tty(std::io::Error),
+}
+
+impl StartError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            StartError::AlreadyRunning => libc::EALREADY,
+            StartError::Permission => libc::EPERM,
+            StartError::Invalid(_) => libc::EINVAL,
+            StartError::Open { source, .. } | StartError::Tty(source) => {
+                source.raw_os_error().unwrap_or(libc::EIO)
+            }
+            StartError::Disk(_) => libc::EIO,
+        }
+    }
+}
+
+/// Everything the vmm process gets to start a VM.
+pub struct StartPlan {
+    pub params: VmopCreateParams,
+    pub boot: OwnedFd,
+    /// Per disk, the image then its backing chain.
+    pub disks: Vec<Vec<OwnedFd>>,
+    pub tty: OwnedFd,
+}
+
+#[derive(Default)]
+pub struct VmTable {
+    pub vms: Vec<Vm>,
+    next_id: u32,
+}
+
+impl VmTable {
+    pub fn from_config(config: &Config) -> VmTable {
+        let mut t = VmTable::default();
+        for c in config.vms.iter().filter(|c| c.parent.is_none()) {
+            let id = t.alloc_id();
+            t.vms.push(Vm::from_config(id, c));
+        }
+        t
+    }
+
+    fn alloc_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// By id if `id` is not 0, else by name (vm_getbyid / vm_getbyname).
+    pub fn find(&mut self, id: u32, name: &str) -> Option<&mut Vm> {
+        if id != 0 {
+            self.vms.iter_mut().find(|v| v.id == id)
+        } else {
+            self.vms.iter_mut().find(|v| v.name == name)
+        }
+    }
+
+    /// Registers a start request from vmctl (vm_register): a VM from the
+    /// configuration by name, or a new VM from the request's parameters.
+    /// Returns the VM's id.
+    pub fn register(
+        &mut self,
+        p: &VmopCreateParams,
+        boot_fd: Option<OwnedFd>,
+        uid: u32,
+        groups: &dyn Fn(u32, u32) -> bool,
+    ) -> Result<u32, StartError> {
+        let name = String::from_utf8_lossy(c_str(&p.vmc_name)).into_owned();
+        if name.is_empty() {
+            return Err(StartError::Invalid("no vm name".into()));
+        }
+        if let Some(vm) = self.vms.iter_mut().find(|v| v.name == name) {
+            if vm.is_running() {
+                return Err(StartError::AlreadyRunning);
+            }
+            if !vm.permits(uid, groups) {
+                return Err(StartError::Permission);
+            }
+            if boot_fd.is_some() {
+                vm.boot_fd = boot_fd;
+            }
+            if p.vmc_memranges[0].vmr_size != 0 {
+                vm.memory = p.vmc_memranges[0].vmr_size;
+            }
+            return Ok(vm.id);
+        }
+        let ndisks = usize::try_from(p.vmc_ndisks).unwrap_or(usize::MAX);
+        if ndisks > VM_MAX_DISKS_PER_VM {
+            return Err(StartError::Invalid(format!("{ndisks} disks")));
+        }
+        let mut disks = Vec::with_capacity(ndisks);
+        for i in 0..ndisks {
+            let path = String::from_utf8_lossy(c_str(&p.vmc_disks[i])).into_owned();
+            let format = match p.vmc_disktypes[i] {
+                VMDF_QCOW2 => ImageFormat::Qcow2,
+                VMDF_RAW => ImageFormat::Raw,
+                t => return Err(StartError::Invalid(format!("disk type {t}"))),
+            };
+            disks.push((PathBuf::from(path), format));
+        }
+        let memory = match p.vmc_memranges[0].vmr_size {
+            0 => VM_DEFAULT_MEMORY,
+            m => m,
+        };
+        let id = self.alloc_id();
+        self.vms.push(Vm {
+            id,
+            name,
+            from_config: false,
+            disabled: false,
+            memory,
+            boot: None,
+            boot_fd,
+            disks,
+            uid,
+            gid: None,
+            state: State::Stopped,
+            pid: 0,
+            tty: String::new(),
+            start_peer: None,
+            waiters: Vec::new(),
+        });
+        Ok(id)
+    }
+
+    /// Opens what VM `id` needs to run (config_setvm).
+    pub fn plan_start(&mut self, id: u32) -> Result<StartPlan, StartError> {
+        let vm = self
+            .vms
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or_else(|| StartError::Invalid(format!("no vm {id}")))?;
+        let boot = match vm.boot_fd.take() {
+            Some(fd) => fd,
+            None => {
+                let path = boot_image(vm.boot.as_deref());
+                OwnedFd::from(File::open(&path).map_err(|source| StartError::Open {
+                    path: path.display().to_string(),
+                    source,
+                })?)
+            }
+        };
+        let mut params = VmopCreateParams::zeroed();
+        params.vmc_name = c_string(&vm.name)
+            .ok_or_else(|| StartError::Invalid(format!("vm name {} too long", vm.name)))?;
+        params.vmc_ncpus = 1;
+        params.vmc_nmemranges = 1;
+        params.vmc_memranges[0].vmr_size = vm.memory;
+        params.vmc_owner.uid = vm.uid;
+        params.vmc_owner.gid = vm.gid.map_or(-1, i64::from);
+        params.vmc_ndisks = vm.disks.len() as u64;
+        let mut disks = Vec::with_capacity(vm.disks.len());
+        for (i, (path, format)) in vm.disks.iter().enumerate() {
+            let chain = match format {
+                ImageFormat::Raw => vec![path.clone()],
+                ImageFormat::Qcow2 => Qcow2Image::chain_paths(path)?,
+            };
+            if chain.len() > VM_MAX_BASE_PER_DISK {
+                return Err(StartError::Invalid(format!(
+                    "{}: more than {VM_MAX_BASE_PER_DISK} images in the chain",
+                    path.display()
+                )));
+            }
+            let mut fds = Vec::with_capacity(chain.len());
+            for (j, image) in chain.iter().enumerate() {
+                // Only the top image is written to.
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(j == 0)
+                    .open(image)
+                    .map_err(|source| StartError::Open {
+                        path: image.display().to_string(),
+                        source,
+                    })?;
+                fds.push(OwnedFd::from(f));
+            }
+            params.vmc_disks[i] = c_string(&path.to_string_lossy()).ok_or_else(|| {
+                StartError::Invalid(format!("disk path {} too long", path.display()))
+            })?;
+            params.vmc_disktypes[i] = match format {
+                ImageFormat::Raw => VMDF_RAW,
+                ImageFormat::Qcow2 => VMDF_QCOW2,
+            };
+            params.vmc_diskbases[i] = fds.len() as u32;
+            disks.push(fds);
+        }
+        let (tty, name) = open_pty(vm.uid).map_err(StartError::Tty)?;
+        vm.tty = name;
+        Ok(StartPlan {
+            params,
+            boot,
+            disks,
+            tty,
+        })
+    }
+}
+
+/// The boot image: the configured one, else vmd's default firmware, else
+/// the host's SeaBIOS (Linux hosts have no /etc/firmware/vmm-bios).
+fn boot_image(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_path_buf();
+    }
+    std::iter::once(VM_DEFAULT_BIOS)
+        .chain(SEABIOS_PATHS)
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(VM_DEFAULT_BIOS))
+}
+
+/// A new pty for a VM's console (vm_opentty): the master for the vm
+/// process, the terminal's name for `vmctl console`, owned by `uid`.
+fn open_pty(uid: u32) -> std::io::Result<(OwnedFd, String)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let mut buf = [0 as libc::c_char; 128];
+    // SAFETY: openpty writes two new fds and a NUL-terminated name into a
+    // buffer far larger than any pty name.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            buf.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds are new and owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // The console user opens the terminal by name; vmd keeps no slave.
+    drop(slave);
+    // SAFETY: openpty NUL-terminated buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: fcntl on our new fd.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    let cname = std::ffi::CString::new(name.clone()).map_err(std::io::Error::other)?;
+    // SAFETY: chown/chmod of the terminal device by path.
+    unsafe {
+        if uid != 0 {
+            libc::chown(cname.as_ptr(), uid, u32::MAX);
+        }
+        libc::chmod(cname.as_ptr(), 0o620);
+    }
+    Ok((master, name))
+}

@@ -1,0 +1,204 @@
+//! vmd runs a real guest end to end, driven by vmctl as a user would: a
+//! VM from vm.conf starts at launch (SeaBIOS, then the boot-sector guest
+//! from vioblk in its own process), `vmctl status` follows it through
+//! running, paused and stopped, its console shows the guest's output, the
+//! guest's write reaches the disk image, and SIGTERM ends vmd cleanly.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_written_sector, build_guest, skip_without_kvm};
+
+struct Daemon {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vmctl_path() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_vmd")).with_file_name("vmctl");
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace (cargo test --workspace builds it)",
+        p.display()
+    );
+    p
+}
+
+fn vmctl(d: &Daemon, args: &[&str]) -> Output {
+    Command::new(vmctl_path())
+        .args(args)
+        .env("VMD_CONTROL_SOCKET", &d.sock)
+        .output()
+        .unwrap()
+}
+
+/// The status line of VM `name`, split into columns.
+fn status_of(d: &Daemon, name: &str) -> Option<Vec<String>> {
+    let out = vmctl(d, &["status", name]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|cols| cols.last().map(String::as_str) == Some(name))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
+    if skip_without_kvm("vm_from_vm_conf_runs_pauses_and_stops_under_vmd") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: vm_from_vm_conf_runs_pauses_and_stops_under_vmd: vmd needs root");
+        return;
+    }
+    let guest = build_guest();
+    let image = guest.dir.join("bsdisk.img");
+    let conf = guest.dir.join("vm.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "vm \"bs\" {{\n\tmemory 512M\n\tdisk \"{}\"\n}}\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let sock = guest.dir.join("vmd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .args(["-d", "-f"])
+        .arg(&conf)
+        .env("VMD_CONTROL_SOCKET", &sock)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, sock };
+    wait_for("the control socket", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
+    });
+
+    // Enabled in vm.conf: it starts by itself.
+    let mut cols = Vec::new();
+    wait_for("vm bs to run", Duration::from_secs(10), || {
+        cols = status_of(&d, "bs").unwrap_or_default();
+        cols.get(7).map(String::as_str) == Some("running")
+    });
+    assert_eq!(cols[0], "1", "{cols:?}");
+    assert_ne!(cols[1], "-", "a running VM has a pid: {cols:?}");
+    let vm_pid: i32 = cols[1].parse().unwrap();
+    let tty = format!("/dev/pts/{}", cols[5]);
+
+    // The console, as vmctl console would attach to it.
+    let output = Arc::new(Mutex::new(Vec::new()));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&tty)
+            .unwrap_or_else(|e| panic!("{tty}: {e}"));
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = f.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+    }
+    let console = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+
+    let out = vmctl(&d, &["pause", "bs"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vmctl: paused vm 1 successfully\n"
+    );
+    assert_eq!(status_of(&d, "bs").unwrap()[7], "paused");
+    let before = console().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        console().len(),
+        before,
+        "a paused guest printed: {}",
+        console()
+    );
+    let out = vmctl(&d, &["unpause", "bs"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vmctl: unpaused vm 1 successfully\n"
+    );
+    assert_eq!(status_of(&d, "bs").unwrap()[7], "running");
+
+    wait_for("BS-DONE on the console", Duration::from_secs(60), || {
+        console().contains("BS-DONE")
+    });
+    let text = console();
+    for m in [
+        "BS-BOOT-OK",
+        "BS-WRITE-OK",
+        "BS-TICKS-OK",
+        &format!("BS-READ-OK sum={}", guest.read_sum),
+    ] {
+        assert!(text.contains(m), "{m} missing from the console:\n{text}");
+    }
+    // The guest halts for good: the VM stops and its processes are gone.
+    wait_for("vm bs to stop", Duration::from_secs(10), || {
+        status_of(&d, "bs").is_some_and(|c| c[7] == "stopped")
+    });
+    // SAFETY: kill with signal 0 only checks for the process.
+    assert_eq!(
+        unsafe { libc::kill(vm_pid, 0) },
+        -1,
+        "the vm process is still there"
+    );
+    assert_written_sector(&std::fs::read(&image).unwrap(), &guest);
+
+    // Stopping a stopped VM is refused as vmctl reports it.
+    let out = vmctl(&d, &["stop", "bs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stopping vm bs: cannot stop vm that is not running\n"
+    );
+
+    // SIGTERM ends vmd and every process it started.
+    let mut d = d;
+    // SAFETY: kill(2) on the vmd we started.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            assert!(status.success(), "vmd exited with {status}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "vmd did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
