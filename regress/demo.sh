@@ -27,9 +27,12 @@ for _ in $(seq 100); do [ -S "$VMD_CONTROL_SOCKET" ] && break; sleep 0.1; done
 echo "\$ vmctl start -c demo"
 # vmctl leaves the console with ~. ; the guest halts after BS-DONE, so the
 # demo sends ~. once the guest is done.
+# The console also ends by itself when the VM stops.
+set +o pipefail
 (sleep 1; for _ in $(seq 600); do grep -q BS-DONE "$out/console.txt" 2>/dev/null && break; sleep 0.1; done
- printf '\r~.') | target/release/vmctl start -c demo | tee "$out/console.txt"
-echo
+ printf '\r~.' 2>/dev/null) | target/release/vmctl start -c demo | tee "$out/console.txt"
+set -o pipefail
+sleep 1
 echo "\$ vmctl status"
 target/release/vmctl status
 grep -q BS-DONE "$out/console.txt"

@@ -3,6 +3,7 @@
 //! Messages, exit codes and the `status` table are those of OpenBSD's
 //! vmctl (main.c 1.87, vmctl.c, 2025).
 
+mod console;
 mod scaled;
 mod status;
 
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use devices::disk::{self, ImageFormat};
 use imsg::{Imsg, ImsgBuf};
 use vm::abi::vmop::VmopInfoResult;
+use vm::abi::{VM_MAX_DISKS_PER_VM, VM_MAX_NICS_PER_VM};
 use vmd::imsg_types::*;
 use vmm_sys::Wire;
 
@@ -273,9 +275,256 @@ fn run() -> Result<()> {
             };
             simple(IMSG_CTL_RESET, &mode.to_ne_bytes())
         }
-        // These need the vm process, which this version does not have yet.
+        "start" => start(cmd, argv),
+        "console" => console_cmd(cmd, argv),
         _ => Err(errx(&format!("{}: not supported yet", cmd.name))),
     }
+}
+
+/// vmd.h's start errors beyond errno values.
+const VMD_BIOS_MISSING: i32 = 1001;
+const VMD_DISK_MISSING: i32 = 1002;
+const VMD_CDROM_MISSING: i32 = 1005;
+const VMD_CDROM_INVALID: i32 = 1006;
+const VMD_PARENT_INVALID: i32 = 1007;
+
+/// `vmctl start`, as vmctl's ctl_start and vm_start.
+fn start(cmd: &Command, argv: &[String]) -> Result<()> {
+    use vm::abi::vmop::*;
+    let (opts, rest) = getopt(argv, "b:B:cd:i:Lm:n:r:t:").map_err(|()| ctl_usage(cmd))?;
+    let [w] = rest.as_slice() else {
+        return Err(ctl_usage(cmd));
+    };
+    let target = parse_vmid(w)?;
+    let mut kernel: Option<String> = None;
+    let mut bootdevice = VMBOOTDEV_AUTO;
+    let mut autoconnect = false;
+    let mut disks: Vec<(String, ImageFormat)> = Vec::new();
+    let mut nifs: i64 = -1;
+    let mut nics: Vec<String> = Vec::new();
+    let mut memsize: u64 = 0;
+    let mut iso: Option<String> = None;
+    let mut instance: Option<String> = None;
+    for (c, v) in &opts {
+        match c {
+            'b' => {
+                if kernel.is_some() {
+                    return Err(errx("boot image specified multiple times"));
+                }
+                let p = std::fs::canonicalize(v)
+                    .map_err(|e| errx(&format!("invalid boot image path: {v}: {e}")))?;
+                kernel = Some(p.to_string_lossy().into_owned());
+            }
+            'B' => {
+                if bootdevice != VMBOOTDEV_AUTO {
+                    return Err(errx("boot device specified multiple times"));
+                }
+                bootdevice = match v.as_str() {
+                    "disk" => VMBOOTDEV_DISK,
+                    "cdrom" => VMBOOTDEV_CDROM,
+                    "net" => VMBOOTDEV_NET,
+                    _ => return Err(errx("unknown boot device")),
+                };
+            }
+            'r' => {
+                if iso.is_some() {
+                    return Err(errx("iso image specified multiple times"));
+                }
+                iso = Some(v.clone());
+            }
+            'c' => autoconnect = true,
+            'L' => nics.push(".".into()),
+            'm' => {
+                if memsize != 0 {
+                    return Err(errx("memory specified multiple times"));
+                }
+                memsize = match scaled::scan_scaled(v) {
+                    Some(m) if m > 0 => m / (1 << 20) * (1 << 20),
+                    _ => return Err(errx(&format!("invalid memory size: {v}"))),
+                };
+            }
+            'n' => nics.push(v.clone()),
+            'd' => {
+                let (format, path) = parse_disktype(v);
+                let p = std::fs::canonicalize(path)
+                    .map_err(|e| errx(&format!("invalid disk path: {path}: {e}")))?;
+                disks.push((p.to_string_lossy().into_owned(), format));
+            }
+            'i' => {
+                if nifs != -1 {
+                    return Err(errx("interfaces specified multiple times"));
+                }
+                nifs = match v.parse::<i64>() {
+                    Ok(n) if (0..=VM_MAX_NICS_PER_VM as i64).contains(&n) => n,
+                    _ => return Err(errx(&format!("invalid count \"{v}\": too large"))),
+                };
+            }
+            't' => {
+                if instance.is_some() {
+                    return Err(errx("instance specified multiple times"));
+                }
+                instance = Some(v.clone());
+            }
+            _ => return Err(ctl_usage(cmd)),
+        }
+    }
+    // -n and -L add to the count from -i.
+    let nnics = (nifs.max(0) as usize).max(nics.len());
+    while nics.len() < nnics {
+        nics.push(String::new());
+    }
+    let mut flags = 0;
+    if memsize != 0 {
+        flags |= VMOP_CREATE_MEMORY;
+    }
+    if nnics != 0 {
+        flags |= VMOP_CREATE_NETWORK;
+    }
+    if !disks.is_empty() {
+        flags |= VMOP_CREATE_DISK;
+    }
+    if kernel.is_some() {
+        flags |= VMOP_CREATE_KERNEL;
+    }
+    if iso.is_some() {
+        flags |= VMOP_CREATE_CDROM;
+    }
+    if instance.is_some() {
+        flags |= VMOP_CREATE_INSTANCE;
+    } else if flags != 0 {
+        if memsize == 0 {
+            memsize = vmd::config::model::VM_DEFAULT_MEMORY;
+        }
+        if disks.len() > VM_MAX_DISKS_PER_VM {
+            return Err(errx("too many disks"));
+        } else if kernel.is_none() && disks.is_empty() {
+            warnx("starting without disks");
+        }
+        if kernel.is_none() && disks.is_empty() && iso.is_none() {
+            return Err(errx("no kernel or disk/cdrom specified"));
+        }
+        if nnics > VM_MAX_NICS_PER_VM {
+            return Err(errx("too many network interfaces"));
+        }
+        if kernel.is_none() && nnics == 0 {
+            warnx("starting without network interfaces");
+        }
+    }
+    let mut vmc = VmopCreateParams::zeroed();
+    vmc.vmc_kernel = -1;
+    vmc.vmc_flags = flags;
+    vmc.vmc_nmemranges = 1;
+    vmc.vmc_memranges[0].vmr_size = memsize;
+    vmc.vmc_ncpus = 1;
+    vmc.vmc_ndisks = disks.len() as u64;
+    vmc.vmc_nnics = nnics as u64;
+    for (i, (path, format)) in disks.iter().enumerate() {
+        vmc.vmc_disks[i] =
+            vmm_sys::wire::c_string(path).ok_or_else(|| errx("disk path too long"))?;
+        vmc.vmc_disktypes[i] = match format {
+            ImageFormat::Raw => VMDF_RAW,
+            ImageFormat::Qcow2 => VMDF_QCOW2,
+        };
+    }
+    for (i, nic) in nics.iter().enumerate() {
+        vmc.vmc_ifflags[i] = VMIFF_UP;
+        if nic == "." {
+            vmc.vmc_ifflags[i] |= VMIFF_LOCAL;
+        } else {
+            vmc.vmc_ifswitch[i] =
+                vmm_sys::wire::c_string(nic).ok_or_else(|| errx("interface name too long"))?;
+        }
+    }
+    let name = target.name.as_str();
+    if !name.is_empty() {
+        let bad_start = name.starts_with(['-', '.', '_']);
+        let bad_char = name
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        if bad_start || bad_char {
+            return Err(errx("invalid VM name"));
+        }
+        vmc.vmc_name = vmm_sys::wire::c_string(name).ok_or_else(|| errx("vm name too long"))?;
+    }
+    let kernel_fd = match &kernel {
+        Some(k) => {
+            let f = std::fs::File::open(k)
+                .map_err(|e| errx(&format!("cannot open kernel '{k}': {e}")))?;
+            let meta = f
+                .metadata()
+                .map_err(|e| errx(&format!("fstat kernel: {e}")))?;
+            if !meta.is_file() {
+                return Err(errx("kernel must be a regular file"));
+            }
+            Some(std::os::fd::OwnedFd::from(f))
+        }
+        None => None,
+    };
+    if let Some(iso) = &iso {
+        vmc.vmc_cdrom = vmm_sys::wire::c_string(iso).ok_or_else(|| errx("cdrom name too long"))?;
+    }
+    if let Some(inst) = &instance {
+        vmc.vmc_instance =
+            vmm_sys::wire::c_string(inst).ok_or_else(|| errx("instance vm name too long"))?;
+    }
+    vmc.vmc_bootdevice = bootdevice;
+
+    let mut vmd = Vmd::connect()?;
+    vmd.chan
+        .compose(
+            IMSG_VMDOP_START_VM_REQUEST,
+            0,
+            0,
+            kernel_fd,
+            &vmc.to_bytes(),
+        )
+        .and_then(|()| vmd.chan.flush())
+        .map_err(|e| errx(&format!("write error: {e}")))?;
+    let m = vmd.recv()?;
+    if m.hdr.type_ != IMSG_VMDOP_START_VM_RESPONSE {
+        return Err(errx("unexpected response received from vmd"));
+    }
+    let r = VmopResult::from_bytes(&m.data)
+        .map_err(|e| errx(&format!("invalid answer from vmd: {e}")))?;
+    match r.vmr_result {
+        0 => {}
+        VMD_BIOS_MISSING => return Err(errx("vmm bios firmware file not found.")),
+        VMD_DISK_MISSING => return Err(errx("could not open disk image(s)")),
+        VMD_CDROM_MISSING => return Err(errx("could not find specified iso image")),
+        VMD_CDROM_INVALID => return Err(errx("specified iso image is not a regular file")),
+        VMD_PARENT_INVALID => return Err(errx("invalid template")),
+        e => return Err(errx(&format!("start vm command failed: {}", strerror(e)))),
+    }
+    let tty = String::from_utf8_lossy(vmm_sys::wire::c_str(&r.vmr_ttyname)).into_owned();
+    if autoconnect {
+        return console::open_console(&tty).map_err(|e| errx(&e));
+    }
+    warnx(&format!("started vm {} successfully, tty {tty}", r.vmr_id));
+    Ok(())
+}
+
+/// `vmctl console id`: find the VM's terminal and attach to it.
+fn console_cmd(cmd: &Command, argv: &[String]) -> Result<()> {
+    let [w] = argv else {
+        return Err(ctl_usage(cmd));
+    };
+    let target = parse_vmid(w)?;
+    let mut vmd = Vmd::connect()?;
+    vmd.send(IMSG_VMDOP_GET_INFO_VM_REQUEST, &[])?;
+    let list = read_list(&mut vmd)?;
+    let found = list.iter().find(|v| {
+        let name = vmm_sys::wire::c_str(&v.vir_info.vir_name);
+        (target.id != 0 && v.vir_info.vir_id == target.id)
+            || (!target.name.is_empty() && name == target.name.as_bytes())
+    });
+    let Some(v) = found else {
+        return Err(errx("vm not found"));
+    };
+    let tty = String::from_utf8_lossy(vmm_sys::wire::c_str(&v.vir_ttyname)).into_owned();
+    if v.vir_info.vir_creator_pid == 0 || tty.is_empty() {
+        return Err(errx("console not found"));
+    }
+    console::open_console(&tty).map_err(|e| errx(&e))
 }
 
 /// Sends one request and takes whatever single answer comes back.

@@ -17,6 +17,10 @@ use vmm_sys::Wire;
 
 use crate::config::model::{Config, DiskFormat, VmConfig, VM_DEFAULT_MEMORY};
 
+/// vmd.h: start errors vmctl explains beyond errno values.
+pub const VMD_BIOS_MISSING: i32 = 1001;
+pub const VMD_DISK_MISSING: i32 = 1002;
+
 /// vmd's default firmware, and where Debian keeps SeaBIOS.
 pub const VM_DEFAULT_BIOS: &str = "/etc/firmware/vmm-bios";
 pub const SEABIOS_PATHS: [&str; 2] = ["/usr/share/seabios/bios.bin", "/usr/share/qemu/bios.bin"];
@@ -132,8 +136,13 @@ pub enum StartError {
     Permission,
     #[error("invalid start request: {0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
-    Open {
+    #[error("boot image {path}: {source}")]
+    BiosMissing {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("disk image {path}: {source}")]
+    DiskMissing {
         path: String,
         source: std::io::Error,
     },
@@ -149,10 +158,9 @@ impl StartError {
             StartError::AlreadyRunning => libc::EALREADY,
             StartError::Permission => libc::EPERM,
             StartError::Invalid(_) => libc::EINVAL,
-            StartError::Open { source, .. } | StartError::Tty(source) => {
-                source.raw_os_error().unwrap_or(libc::EIO)
-            }
-            StartError::Disk(_) => libc::EIO,
+            StartError::BiosMissing { .. } => VMD_BIOS_MISSING,
+            StartError::DiskMissing { .. } | StartError::Disk(_) => VMD_DISK_MISSING,
+            StartError::Tty(source) => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 }
@@ -275,7 +283,7 @@ impl VmTable {
             Some(fd) => fd,
             None => {
                 let path = boot_image(vm.boot.as_deref());
-                OwnedFd::from(File::open(&path).map_err(|source| StartError::Open {
+                OwnedFd::from(File::open(&path).map_err(|source| StartError::BiosMissing {
                     path: path.display().to_string(),
                     source,
                 })?)
@@ -309,7 +317,7 @@ impl VmTable {
                     .read(true)
                     .write(j == 0)
                     .open(image)
-                    .map_err(|source| StartError::Open {
+                    .map_err(|source| StartError::DiskMissing {
                         path: image.display().to_string(),
                         source,
                     })?;

@@ -457,7 +457,10 @@ fn command_line() {
     let out = Command::new(vmd).args(["-d", "-V", "99"]).output().unwrap();
     assert_eq!(out.status.code(), Some(libc::EBADF));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fd 99 is not open"));
-    let out = Command::new(vmd).args(["-d", "-X", "99", "-t", "d"]).output().unwrap();
+    let out = Command::new(vmd)
+        .args(["-d", "-X", "99", "-t", "d"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(libc::EBADF));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fd 99 is not open"));
     let out = Command::new(vmd).args(["-P", "bogus"]).output().unwrap();

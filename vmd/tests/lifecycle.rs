@@ -185,6 +185,68 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
         "stopping vm bs: cannot stop vm that is not running\n"
     );
 
+    // vmctl start -c: the console shows the guest until the VM stops.
+    let out = Command::new(vmctl_path())
+        .args(["start", "-c", "bs"])
+        .env("VMD_CONTROL_SOCKET", &d.sock)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        shown.contains("BS-BOOT-OK") && shown.contains("BS-DONE"),
+        "console showed:\n{shown}"
+    );
+
+    // Started again, stopped with -w: the guest has no vmmci driver, so
+    // the VM stops at once.
+    let out = vmctl(&d, &["start", "bs"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("vmctl: started vm 1 successfully, tty /dev/"),
+        "{said}"
+    );
+    let out = vmctl(&d, &["stop", "-w", "bs"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stopping vm bs: terminated vm 1\n"
+    );
+    assert_eq!(status_of(&d, "bs").unwrap()[7], "stopped");
+
+    // A VM made on the command line, forced off, is forgotten.
+    let mb = guest.dir.join("other.img");
+    std::fs::copy(&image, &mb).unwrap();
+    let out = vmctl(
+        &d,
+        &["start", "-m", "64M", "-d", mb.to_str().unwrap(), "adhoc"],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("vmctl: started vm 2 successfully"), "{said}");
+    let cols = status_of(&d, "adhoc").unwrap();
+    assert_eq!(
+        (cols[0].as_str(), cols[3].as_str(), cols[7].as_str()),
+        ("2", "64M", "running")
+    );
+    let out = vmctl(&d, &["stop", "-f", "adhoc"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stopping vm adhoc: forced to terminate vm 2\n"
+    );
+    assert!(status_of(&d, "adhoc").is_none());
+    let out = vmctl(
+        &d,
+        &[
+            "start",
+            "-b",
+            "/nonexistent-bios",
+            "-d",
+            mb.to_str().unwrap(),
+            "nobios",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
     // SIGTERM ends vmd and every process it started.
     let mut d = d;
     // SAFETY: kill(2) on the vmd we started.
