@@ -7,7 +7,10 @@
  * services and the ns8250 UART. Every step reports one marker line on COM1.
  *
  * Assembled by build-bs.sh with --defsym STAGE2_SECTORS, DATA_LBA,
- * DATA_SECTORS and WRITE_LBA.
+ * DATA_SECTORS and WRITE_LBA. With --defsym REBOOT_ONCE=1 the guest
+ * triple-faults instead of halting on its first boot (when WRITE_LBA does
+ * not hold its pattern yet), so a VMM that reboots it shows every marker
+ * twice, the second time ending with BS-SECOND-BOOT and a halt.
  */
         .code16
         .text
@@ -113,6 +116,23 @@ stage2:
         movb    boot_drive, %al
         call    hex8
         call    newline
+
+        /* Has an earlier boot written its sector already? */
+        movw    $packet_readback, %si
+        call    disk_read
+        jc      1f
+        movw    $0xa000, %si
+        xorb    %al, %al
+        movw    $512, %cx
+2:      cmpb    %al, (%si)
+        jne     1f
+        incw    %si
+        incb    %al
+        loop    2b
+        movb    $1, second_boot
+        movw    $msg_second, %si
+        call    print
+1:
 
         /* Conventional memory (INT 12h) and E801 extended memory. */
         movw    $msg_mem, %si
@@ -265,6 +285,35 @@ tick_test:
         jz      1b
         movb    $0x31, %al
         outb    %al, $0xf4
+.ifdef REBOOT_ONCE
+        cmpb    $0, second_boot
+        jne     stop
+        movw    $msg_reboot, %si
+        call    print
+        movw    $0x3fd, %dx
+1:      inb     %dx, %al
+        testb   $0x40, %al
+        jz      1b
+        /*
+         * A real-mode exception can still find the IVT, so enter protected
+         * mode with an empty IDT: the next exception cannot be delivered,
+         * nor the double fault after it.
+         */
+        cli
+        lgdt    gdt_desc
+        movl    %cr0, %eax
+        orl     $1, %eax
+        movl    %eax, %cr0
+        ljmp    $0x08, $protected
+        .code32
+protected:
+        movw    $0x10, %ax
+        movw    %ax, %ds
+        movw    %ax, %ss
+        lidt    null_idt
+        ud2
+        .code16
+.endif
         jmp     stop
 
 /* Dword %cl of bus 0 slot %bx, function 0, into %eax. */
@@ -328,6 +377,18 @@ msg_ticks_ok:   .asciz  "BS-TICKS-OK\r\n"
 msg_rtc:        .asciz  "BS-RTC "
 msg_done:       .asciz  "BS-DONE\r\n"
 msg_newline:    .asciz  "\r\n"
+msg_second:     .asciz  "BS-SECOND-BOOT\r\n"
+msg_reboot:     .asciz  "BS-REBOOT\r\n"
+second_boot:    .byte   0
+        .balign 8
+null_idt:       .word   0
+                .long   0
+        .balign 8
+gdt:            .quad   0
+                .quad   0x00cf9a000000ffff      /* flat 32-bit code */
+                .quad   0x00cf92000000ffff      /* flat data */
+gdt_desc:       .word   23
+                .long   gdt
 
         .balign 4
 packet_data:

@@ -1,7 +1,8 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Builds the boot-sector test guest into OUTDIR (default: target/guest):
 #   bsdisk.img    16 MiB raw disk: bs.S in LBA 0.., the data area at DATA_LBA
 #   bsdisk.qcow2  the same disk as qcow2 (qemu-img convert)
+#   bsreboot.img  the same guest built to triple-fault on its first boot
 #   bs-data.bin   the data area (2048 lines "vmdbsdata%06x\n")
 #   bs.env        shell variables the tests read: data LBA, write LBA, sums
 # Needs as, ld (binutils), perl and qemu-img; .ci/install-deps installs them.
@@ -18,16 +19,20 @@ WRITE_LBA=16384
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-as --32 -o "$tmp/bs.o" \
-    --defsym STAGE2_SECTORS=$STAGE2_SECTORS --defsym DATA_LBA=$DATA_LBA \
-    --defsym DATA_SECTORS=$DATA_SECTORS --defsym WRITE_LBA=$WRITE_LBA \
-    "$here/bs.S"
-ld -m elf_i386 -Ttext=0x7c00 -e start --oformat binary -o "$tmp/bs.bin" "$tmp/bs.o"
-size=$(stat -c %s "$tmp/bs.bin")
-if [ "$size" -gt $(((STAGE2_SECTORS + 1) * 512)) ]; then
-    echo "build-bs.sh: bs.bin is $size bytes, more than $((STAGE2_SECTORS + 1)) sectors" >&2
-    exit 1
-fi
+assemble() { # name, extra as options
+    as --32 -o "$tmp/$1.o" \
+        --defsym STAGE2_SECTORS=$STAGE2_SECTORS --defsym DATA_LBA=$DATA_LBA \
+        --defsym DATA_SECTORS=$DATA_SECTORS --defsym WRITE_LBA=$WRITE_LBA \
+        "${@:2}" "$here/bs.S"
+    ld -m elf_i386 -Ttext=0x7c00 -e start --oformat binary -o "$tmp/$1.bin" "$tmp/$1.o"
+    size=$(stat -c %s "$tmp/$1.bin")
+    if [ "$size" -gt $(((STAGE2_SECTORS + 1) * 512)) ]; then
+        echo "build-bs.sh: $1.bin is $size bytes, more than $((STAGE2_SECTORS + 1)) sectors" >&2
+        exit 1
+    fi
+}
+assemble bs
+assemble bsreboot --defsym REBOOT_ONCE=1
 
 perl -e 'printf "vmdbsdata%06x\n", $_ for 0 .. 2047' > "$out/bs-data.bin"
 sum=$(perl -e 'local $/; my $s = 0; $s = ($s + $_) % 4294967296 for unpack("V*", <STDIN>); printf "%08x", $s' \
@@ -38,6 +43,9 @@ truncate -s 16M "$out/bsdisk.img"
 dd if="$tmp/bs.bin" of="$out/bsdisk.img" conv=notrunc status=none
 dd if="$out/bs-data.bin" of="$out/bsdisk.img" bs=512 seek=$DATA_LBA conv=notrunc status=none
 qemu-img convert -f raw -O qcow2 "$out/bsdisk.img" "$out/bsdisk.qcow2"
+rm -f "$out/bsreboot.img"
+cp --sparse=always "$out/bsdisk.img" "$out/bsreboot.img"
+dd if="$tmp/bsreboot.bin" of="$out/bsreboot.img" conv=notrunc status=none
 
 cat > "$out/bs.env" <<ENV
 BS_DATA_LBA=$DATA_LBA

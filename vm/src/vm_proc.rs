@@ -232,9 +232,9 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
         let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
         let _ = w.compose(type_, 0, 0, None, &[]).and_then(|()| w.flush());
     };
-    Ok(match reason {
+    Ok(match reason.clone() {
         StopReason::Shutdown | StopReason::HaltedWithInterruptsOff => {
-            log::info!("{name}: guest shut down");
+            log::info!("{name}: guest shut down ({reason:?})");
             tell(IMSG_VMDOP_VM_SHUTDOWN);
             0
         }

@@ -65,6 +65,95 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Starts a private vmd on `conf`.
+fn start_vmd(dir: &Path, conf: &str) -> Daemon {
+    let path = dir.join("vm.conf");
+    std::fs::write(&path, conf).unwrap();
+    let sock = dir.join("vmd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_vmd"))
+        .args(["-d", "-f"])
+        .arg(&path)
+        .env("VMD_CONTROL_SOCKET", &sock)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, sock };
+    wait_for("the control socket", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
+    });
+    d
+}
+
+/// Collects what VM `name` prints on its console, from the moment it runs.
+fn attach(d: &Daemon, name: &str) -> (Vec<String>, Arc<Mutex<Vec<u8>>>) {
+    let mut cols = Vec::new();
+    wait_for("the vm to run", Duration::from_secs(10), || {
+        cols = status_of(d, name).unwrap_or_default();
+        cols.get(7).map(String::as_str) == Some("running")
+    });
+    let tty = format!("/dev/pts/{}", cols[5]);
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&tty)
+        .unwrap_or_else(|e| panic!("{tty}: {e}"));
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    (cols, output)
+}
+
+fn root_and_kvm(test: &str) -> bool {
+    if skip_without_kvm(test) {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: {test}: vmd needs root");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn triple_fault_reboots_the_vm() {
+    if !root_and_kvm("triple_fault_reboots_the_vm") {
+        return;
+    }
+    let guest = build_guest();
+    let image = guest.dir.join("bsreboot.img");
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "vm \"rb\" {{\n\tmemory 512M\n\tdisk \"{}\"\n}}\n",
+            image.display()
+        ),
+    );
+    let (cols, output) = attach(&d, "rb");
+    let vm_pid = cols[1].clone();
+    let console = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    wait_for("the second boot to finish", Duration::from_secs(90), || {
+        console().contains("BS-SECOND-BOOT") && console().matches("BS-DONE").count() == 2
+    });
+    let text = console();
+    assert!(text.contains("BS-REBOOT"), "{text}");
+    assert_eq!(text.matches("BS-BOOT-OK").count(), 2, "{text}");
+    assert_eq!(text.matches("BS-TICKS-OK").count(), 2, "{text}");
+    // The same VM, rebooted in a new vm process, then stopped for good.
+    wait_for("vm rb to stop", Duration::from_secs(10), || {
+        status_of(&d, "rb").is_some_and(|c| c[7] == "stopped")
+    });
+    assert!(!vm_pid.is_empty());
+}
+
 #[test]
 fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     if skip_without_kvm("vm_from_vm_conf_runs_pauses_and_stops_under_vmd") {

@@ -46,7 +46,7 @@ pub struct Guest {
 pub fn build_guest() -> Guest {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempdir();
-    let out = Command::new("sh")
+    let out = Command::new("bash")
         .arg(root.join("regress/guest/build-bs.sh"))
         .arg(&dir)
         .output()
