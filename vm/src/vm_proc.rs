@@ -142,7 +142,7 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
             return Err((libc::ENOMEM, format!("could not create vm: {e}")));
         }
     };
-    let hv = crate::sys::Hypervisor::new(args.vmm_fd, &mem);
+    let hv = crate::sys::Hypervisor::new(args.vmm_fd, name, &mem);
     let hv = match hv {
         Ok(hv) => hv,
         Err(e) => {

@@ -4,6 +4,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod kvm;
+#[cfg(target_os = "openbsd")]
+pub mod vmm;
 
 /// Why the guest stopped running and what it wants.
 #[derive(Debug)]

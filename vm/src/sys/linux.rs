@@ -101,7 +101,11 @@ pub struct Hypervisor(crate::hv::kvm::KvmVm);
 impl Hypervisor {
     /// The VM, on the /dev/kvm handle `kvm_fd` if there is one (vmm passes
     /// it as `-i`), else on a /dev/kvm opened here.
-    pub fn new(kvm_fd: RawFd, mem: &GuestMemory) -> Result<Hypervisor, crate::hv::HvError> {
+    pub fn new(
+        kvm_fd: RawFd,
+        _name: &str,
+        mem: &GuestMemory,
+    ) -> Result<Hypervisor, crate::hv::HvError> {
         if kvm_fd < 0 {
             return crate::hv::kvm::KvmVm::new(mem).map(Hypervisor);
         }
