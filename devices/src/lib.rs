@@ -10,6 +10,7 @@ pub mod bus;
 pub mod clock;
 pub mod dhcp;
 pub mod disk;
+pub mod fw_cfg;
 pub mod i8253;
 pub mod i8259;
 pub mod irq;

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use devices::bus::{AccessSize, BusError, PortBus, PortIoDevice};
 use devices::clock::{Clock, HostClock};
+use devices::fw_cfg::{
+    E820Entry, FwCfg, BIOS_MAP_FREE, BIOS_MAP_RES, FW_CFG_IO_DMA_ADDR_HIGH, FW_CFG_IO_SELECT,
+};
 use devices::i8253::Pit;
 use devices::i8259::Pic;
 use devices::irq::Irq;
@@ -58,6 +61,17 @@ pub enum DiskDevice {
     Process(Box<DeviceProcess>),
 }
 
+/// Where SeaBIOS should boot from (vm.conf `boot device`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BootDevice {
+    /// SeaBIOS's own order.
+    #[default]
+    Auto,
+    Disk,
+    Cdrom,
+    Net,
+}
+
 /// What to build.
 pub struct MachineConfig {
     pub name: String,
@@ -72,6 +86,7 @@ pub struct MachineConfig {
     pub console_input: Option<OwnedFd>,
     /// Where the firmware's debug log (port 0x402) goes, if anywhere.
     pub firmware_log: Option<Box<dyn SerialSink>>,
+    pub boot_device: BootDevice,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,16 +336,18 @@ impl Machine {
         let mut pci = PciBus::new();
         vpci::attach(&mut pci, Rnd::new(), Layout::Modern, mem.clone(), line)?;
         let mut handles = Vec::new();
+        let mut first_disk = None;
         for disk in config.disks {
             match disk {
                 DiskDevice::Local(backend) => {
-                    vpci::attach(
+                    let (id, _) = vpci::attach(
                         &mut pci,
                         Blk::new(backend),
                         Layout::Modern,
                         mem.clone(),
                         line,
                     )?;
+                    first_disk.get_or_insert(id);
                 }
                 DiskDevice::Process(process) => {
                     let stopper = control.clone();
@@ -339,11 +356,8 @@ impl Machine {
                         stopper.stop(StopReason::DeviceFailed(why));
                     });
                     let mut failed = None;
-                    vpci::add_function(
-                        &mut pci,
-                        DEVICE_BLOCK,
-                        Layout::Modern,
-                        |irq| match process.attach(line(irq), on_failure) {
+                    let id = vpci::add_function(&mut pci, DEVICE_BLOCK, Layout::Modern, |irq| {
+                        match process.attach(line(irq), on_failure) {
                             Ok((regs, handle)) => {
                                 handles.push(handle);
                                 regs as SharedBarHandler
@@ -352,11 +366,12 @@ impl Machine {
                                 failed = Some(e);
                                 Arc::new(Mutex::new(devices::pci::NoBar))
                             }
-                        },
-                    )?;
+                        }
+                    })?;
                     if let Some(e) = failed {
                         return Err(e.into());
                     }
+                    first_disk.get_or_insert(id);
                 }
             }
         }
@@ -370,6 +385,33 @@ impl Machine {
             line,
         )?;
         let _ = control.vmmci.set(vmmci.clone());
+
+        // fw_cfg as vmd's fw_cfg_init: the memory map and the boot order.
+        let e820: Vec<E820Entry> = map
+            .iter()
+            .filter(|r| r.kind != RangeKind::Mmio)
+            .map(|r| E820Entry {
+                addr: r.gpa,
+                size: r.size,
+                kind: if r.kind == RangeKind::Ram {
+                    BIOS_MAP_FREE
+                } else {
+                    BIOS_MAP_RES
+                },
+            })
+            .collect();
+        let bootorder = match (config.boot_device, first_disk) {
+            (BootDevice::Disk, Some(id)) => Some(format!("/pci@i0cf8/*@{id}\nHALT")),
+            (BootDevice::Net, _) => Some("HALT".to_string()),
+            _ => None,
+        };
+        let fw_cfg = Arc::new(Mutex::new(FwCfg::with_vmd_files(
+            mem.clone(),
+            &e820,
+            bootorder.as_deref(),
+        )));
+        bus.insert(FW_CFG_IO_SELECT, 2, fw_cfg.clone())?;
+        bus.insert(FW_CFG_IO_DMA_ADDR_HIGH, 8, fw_cfg)?;
         let pci = Arc::new(Mutex::new(pci));
         bus.insert(PCI_CONFIG_PORT, 8, pci.clone())?;
         bus.set_fallback(pci);

@@ -22,10 +22,10 @@ use imsg::ImsgBuf;
 use vmm_sys::Wire;
 
 use crate::abi::imsg_types::*;
-use crate::abi::vmop::VmopResult;
+use crate::abi::vmop::{VmopResult, VMBOOTDEV_CDROM, VMBOOTDEV_DISK, VMBOOTDEV_NET};
 use crate::abi::{LocalPrefix, VmdVm, VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM};
 use crate::device_proc::{self, LaunchSpec};
-use crate::machine::{DiskDevice, Machine, MachineConfig, MachineControl};
+use crate::machine::{BootDevice, DiskDevice, Machine, MachineConfig, MachineControl};
 use crate::memory_layout;
 use crate::vcpu::StopReason;
 
@@ -203,6 +203,12 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
             }),
             console_input: Some(console_in),
             firmware_log: None,
+            boot_device: match p.vmc_bootdevice {
+                VMBOOTDEV_DISK => BootDevice::Disk,
+                VMBOOTDEV_CDROM => BootDevice::Cdrom,
+                VMBOOTDEV_NET => BootDevice::Net,
+                _ => BootDevice::Auto,
+            },
         },
         map,
         mem,

@@ -15,7 +15,7 @@ use devices::memory::GuestMemory;
 use devices::ns8250::SerialSink;
 use vm::device_proc::{self, LaunchSpec};
 use vm::hv::kvm::KvmVm;
-use vm::machine::{DiskDevice, Machine, MachineConfig};
+use vm::machine::{BootDevice, DiskDevice, Machine, MachineConfig};
 use vm::memory_layout;
 use vm::vcpu::StopReason;
 
@@ -241,6 +241,7 @@ pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
             console: Box::new(console.clone()),
             console_input: None,
             firmware_log: Some(Box::new(firmware.clone())),
+            boot_device: BootDevice::Disk,
         },
         map,
         mem,
