@@ -31,6 +31,9 @@ const VM_BASE: usize = 1000;
 /// vmd.h: restarts closer together than this count as a loop.
 const VM_START_RATE_SEC: u64 = 6;
 const VM_START_RATE_LIMIT: usize = 3;
+/// How long guests get to shut down when vmd stops (the parent waits 5 s
+/// for its children).
+const TERMINATE_GRACE: Duration = Duration::from_secs(4);
 
 /// What the parent sent for a VM that has not started yet, and what a
 /// running VM keeps for a restart.
@@ -459,9 +462,31 @@ impl Vmm {
         }
     }
 
+    /// On SIGTERM: asks every guest to shut down, gives them a moment,
+    /// then stops what is left. Device processes flush their disks when
+    /// their vm process goes away.
     fn terminate_all(&mut self) {
         for vm in self.running.values_mut() {
-            let _ = vm.child.kill();
+            vm.reboot = false;
+            let _ = vm
+                .chan
+                .compose(IMSG_VMDOP_VM_SHUTDOWN, 0, 0, None, &[])
+                .and_then(|()| vm.chan.flush());
+        }
+        let deadline = Instant::now() + TERMINATE_GRACE;
+        while Instant::now() < deadline
+            && self
+                .running
+                .values_mut()
+                .any(|vm| matches!(vm.child.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for vm in self.running.values_mut() {
+            if let Ok(None) = vm.child.try_wait() {
+                log::warn!("{}: vm did not shut down; killing it", vm.name);
+                let _ = vm.child.kill();
+            }
             let _ = vm.child.wait();
         }
     }

@@ -124,6 +124,59 @@ fn root_and_kvm(test: &str) -> bool {
 }
 
 #[test]
+fn sigterm_stops_running_guests_cleanly() {
+    if !root_and_kvm("sigterm_stops_running_guests_cleanly") {
+        return;
+    }
+    let guest = build_guest();
+    let image = guest.dir.join("bsdisk.qcow2");
+    let mut d = start_vmd(
+        &guest.dir,
+        &format!(
+            "vm \"q\" {{\n\tmemory 512M\n\tdisk \"{}\" format qcow2\n}}\n",
+            image.display()
+        ),
+    );
+    let (cols, output) = attach(&d, "q");
+    let vm_pid: i32 = cols[1].parse().unwrap();
+    // Mid-boot: the guest is writing to its disk around now.
+    wait_for("the guest to start", Duration::from_secs(30), || {
+        String::from_utf8_lossy(&output.lock().unwrap()).contains("BS-STAGE2-OK")
+    });
+    // SAFETY: kill(2) on the vmd we started.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "vmd did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "vmd exited with {status}");
+    // SAFETY: signal 0 only checks for the process.
+    assert_eq!(
+        unsafe { libc::kill(vm_pid, 0) },
+        -1,
+        "the vm process outlived vmd"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let check = Command::new("qemu-img")
+        .args(["check", "-f", "qcow2"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "qemu-img check after SIGTERM: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
 fn triple_fault_reboots_the_vm() {
     if !root_and_kvm("triple_fault_reboots_the_vm") {
         return;
