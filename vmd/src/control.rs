@@ -44,9 +44,9 @@ enum Refusal {
     Close,
 }
 
-/// Creates the socket (as root, before dropping privileges), mode 0660
-/// like vmd's unrestricted control socket.
-pub fn bind_socket(path: &str) -> io::Result<UnixListener> {
+/// Creates the socket (as root, before dropping privileges), mode 0660 as
+/// vmd's, owned by vm.conf's `socket owner` (uid, gid) if it has one.
+pub fn bind_socket(path: &str, owner: Option<(u32, u32)>) -> io::Result<UnixListener> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -55,6 +55,10 @@ pub fn bind_socket(path: &str) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path)
         .map_err(|e| io::Error::new(e.kind(), format!("bind: {path}: {e}")))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| io::Error::new(e.kind(), format!("chown: {path}: {e}")))?;
+    }
     // std listens with a large backlog; vmd uses 5.
     // SAFETY: listen on our own socket.
     unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };

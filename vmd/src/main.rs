@@ -121,6 +121,21 @@ fn passthrough(args: &Args) -> Vec<String> {
 
 /// Parses vm.conf, printing what the parser says as vmd does; `None` if
 /// the file is not valid.
+fn parse_options(args: &Args) -> ParseOptions {
+    ParseOptions {
+        is_default_path: args.conffile.is_none(),
+        path: args
+            .conffile
+            .clone()
+            .unwrap_or_else(|| VMD_CONF.to_string()),
+        macros: args
+            .macros
+            .iter()
+            .filter_map(|d| config::split_macro_definition(d))
+            .collect(),
+    }
+}
+
 fn check_config(progname: &str, args: &Args) -> Option<config::Config> {
     let mut macros = Vec::new();
     for definition in &args.macros {
@@ -131,14 +146,8 @@ fn check_config(progname: &str, args: &Args) -> Option<config::Config> {
     }
     // With -n, vmd logs to stderr, and debug lines need -vv.
     let show_debug = args.verbose > 1 || (args.debug && args.verbose > 0);
-    let options = ParseOptions {
-        is_default_path: args.conffile.is_none(),
-        path: args
-            .conffile
-            .clone()
-            .unwrap_or_else(|| VMD_CONF.to_string()),
-        macros,
-    };
+    let mut options = parse_options(args);
+    options.macros = macros;
     let parsed = config::parse(&options, &mut SystemHost);
     for diagnostic in &parsed.diagnostics {
         match diagnostic {
@@ -296,7 +305,11 @@ fn run_child(id: ProcId, args: &Args) -> std::io::Result<()> {
     let exe = std::env::current_exe()?.to_string_lossy().into_owned();
     match id {
         ProcId::Control => {
-            let listener = control::bind_socket(&control::socket_path())?;
+            // The parent checked the file; only `socket owner` matters here.
+            let owner = config::parse(&parse_options(args), &mut SystemHost)
+                .config
+                .and_then(|c| c.globals.socket_owner);
+            let listener = control::bind_socket(&control::socket_path(), owner)?;
             sys::drop_privileges(&user, Some(sys::EMPTY_DIR))?;
             sys::sandbox(id, &exe)?;
             control::run(chan, listener, signals)

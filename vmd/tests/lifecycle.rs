@@ -123,6 +123,117 @@ fn root_and_kvm(test: &str) -> bool {
     true
 }
 
+/// A user for the permission test, created if missing.
+fn second_user() -> (u32, u32) {
+    const NAME: &str = "vmdtest2";
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, NAME])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    if id("-u").is_none() {
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+#[test]
+fn a_second_user_may_run_only_its_own_vm() {
+    if !root_and_kvm("a_second_user_may_run_only_its_own_vm") {
+        return;
+    }
+    let (uid, gid) = second_user();
+    let guest = build_guest();
+    let mine = guest.dir.join("mine.img");
+    let theirs = guest.dir.join("theirs.img");
+    std::fs::copy(guest.dir.join("bsdisk.img"), &mine).unwrap();
+    std::fs::copy(guest.dir.join("bsdisk.img"), &theirs).unwrap();
+    // The guest directory must be reachable for the user's console.
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "socket owner vmdtest2\n\
+             vm \"mine\" {{\n\tdisable\n\towner vmdtest2\n\tmemory 64M\n\tdisk \"{}\"\n}}\n\
+             vm \"theirs\" {{\n\tdisable\n\tmemory 64M\n\tdisk \"{}\"\n}}\n",
+            mine.display(),
+            theirs.display()
+        ),
+    );
+    let as_user = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(vmctl_path())
+            .args(args)
+            .env("VMD_CONTROL_SOCKET", &d.sock)
+            .output()
+            .unwrap()
+    };
+    // vmctl must reach the binary and the socket as that user.
+    let out = as_user(&["status"]);
+    assert!(out.status.success(), "status as vmdtest2: {out:?}");
+    let out = as_user(&["start", "theirs"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vmctl: start vm command failed: Operation not permitted\n"
+    );
+    assert_eq!(status_of(&d, "theirs").unwrap()[7], "stopped");
+    let out = as_user(&["start", "mine"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("vmctl: started vm 1 successfully"),
+        "{said}"
+    );
+    let cols = status_of(&d, "mine").unwrap();
+    assert_eq!(cols[6], "vmdtest2", "{cols:?}");
+    // Root starts theirs; the user may not stop or pause it.
+    let out = vmctl(&d, &["start", "theirs"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = as_user(&["pause", "theirs"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vmctl: pause vm command failed: Operation not permitted\n"
+    );
+    let out = as_user(&["stop", "-f", "theirs"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stopping vm theirs: failed: Operation not permitted\n"
+    );
+    let out = as_user(&["stop", "-f", "mine"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stopping vm mine: forced to terminate vm 1\n"
+    );
+    let _ = vmctl(&d, &["stop", "-f", "theirs"]);
+}
+
 #[test]
 fn sigterm_stops_running_guests_cleanly() {
     if !root_and_kvm("sigterm_stops_running_guests_cleanly") {
