@@ -201,10 +201,30 @@ fn from_client(id: u32, c: &mut Conn, parent: &mut ImsgBuf) -> bool {
     true
 }
 
-/// Checks one request and passes it to the parent with the connection's
-/// id as peer id.
-fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), Refusal> {
-    let type_ = msg.hdr.type_;
+/// A client request, checked: what goes on to the parent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub type_: u32,
+    /// The payload as the parent gets it (with the requester's uid filled
+    /// in where the request carries one).
+    pub data: Vec<u8>,
+    /// Whether an fd that came with it goes along (vmctl start's kernel).
+    pub keeps_fd: bool,
+}
+
+/// Why a client request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// Answer IMSG_CTL_FAIL with this errno, then close.
+    Fail(i32),
+    /// Close without an answer (an unknown request, as vmd).
+    Close,
+}
+
+/// Checks one request from a client whose uid the kernel reported: its
+/// type, who may send it, and its exact payload size. Pure, so it can be
+/// fuzzed; `relay` acts on the result.
+pub fn check_request(type_: u32, data: &[u8], uid: u32) -> Result<Checked, Rejected> {
     let open_to_all = matches!(
         type_,
         IMSG_VMDOP_GET_INFO_VM_REQUEST
@@ -214,60 +234,80 @@ fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), R
             | IMSG_VMDOP_PAUSE_VM
             | IMSG_VMDOP_UNPAUSE_VM
     );
-    if !open_to_all && uid != 0 {
-        log::warn!("denied request {type_} from uid {uid}");
-        return Err(Refusal::Fail(libc::EPERM));
+    let known = open_to_all
+        || matches!(
+            type_,
+            IMSG_CTL_VERBOSE | IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD
+        );
+    if !known {
+        return Err(Rejected::Close);
     }
-    let fail = |_| Refusal::Fail(libc::EINVAL);
-    match type_ {
+    if !open_to_all && uid != 0 {
+        return Err(Rejected::Fail(libc::EPERM));
+    }
+    let exact = |len: usize| {
+        if data.len() == len {
+            Ok(())
+        } else {
+            Err(Rejected::Fail(libc::EINVAL))
+        }
+    };
+    let checked = |data: Vec<u8>, keeps_fd: bool| Checked {
+        type_,
+        data,
+        keeps_fd,
+    };
+    Ok(match type_ {
         IMSG_CTL_VERBOSE => {
-            let v = msg.get::<i32>().map_err(fail)?;
-            crate::logging::set_verbose(v.max(0) as usize);
-            parent
-                .compose(type_, id, 0, None, &v.to_ne_bytes())
-                .map_err(|_| Refusal::Close)?;
+            exact(4)?;
+            checked(data.to_vec(), false)
         }
-        IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD => {
-            parent
-                .compose(type_, id, 0, None, &msg.data)
-                .map_err(|_| Refusal::Close)?;
-        }
+        IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD => checked(data.to_vec(), false),
         IMSG_VMDOP_START_VM_REQUEST => {
             use vmm_sys::Wire;
-            let data = msg
-                .data_exact(vm::abi::VmopCreateParams::SIZE)
-                .map_err(fail)?;
+            exact(vm::abi::VmopCreateParams::SIZE)?;
             let mut vmc = vm::abi::VmopCreateParams::get(data);
             // The owner is whoever the kernel says is asking.
             vmc.vmc_owner.uid = uid;
             vmc.vmc_owner.gid = -1;
-            let fd = msg.take_fd();
-            parent
-                .compose(type_, id, 0, fd, &vmc.to_bytes())
-                .map_err(|_| Refusal::Close)?;
+            checked(vmc.to_bytes(), true)
         }
-        IMSG_VMDOP_WAIT_VM_REQUEST
-        | IMSG_VMDOP_TERMINATE_VM_REQUEST
-        | IMSG_VMDOP_PAUSE_VM
-        | IMSG_VMDOP_UNPAUSE_VM => {
-            let mut vid = msg.data_exact(VMOP_ID_SIZE).map_err(fail)?.to_vec();
+        IMSG_VMDOP_GET_INFO_VM_REQUEST => checked(Vec::new(), false),
+        _ => {
+            // The vmop_id requests.
+            exact(VMOP_ID_SIZE)?;
+            let mut vid = data.to_vec();
             // vid_uid: the requester as the kernel saw it, not as it claims.
             vid[68..72].copy_from_slice(&uid.to_ne_bytes());
-            parent
-                .compose(type_, id, 0, None, &vid)
-                .map_err(|_| Refusal::Close)?;
+            checked(vid, false)
         }
-        IMSG_VMDOP_GET_INFO_VM_REQUEST => {
-            parent
-                .compose(type_, id, 0, None, &[])
-                .map_err(|_| Refusal::Close)?;
+    })
+}
+
+/// Checks one request and passes it to the parent with the connection's
+/// id as peer id.
+fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), Refusal> {
+    let type_ = msg.hdr.type_;
+    let c = match check_request(type_, &msg.data, uid) {
+        Ok(c) => c,
+        Err(Rejected::Fail(libc::EPERM)) => {
+            log::warn!("denied request {type_} from uid {uid}");
+            return Err(Refusal::Fail(libc::EPERM));
         }
-        _ => {
+        Err(Rejected::Fail(e)) => return Err(Refusal::Fail(e)),
+        Err(Rejected::Close) => {
             log::debug!("control_dispatch_imsg: error handling imsg {type_}");
             return Err(Refusal::Close);
         }
+    };
+    if c.type_ == IMSG_CTL_VERBOSE {
+        let v = i32::from_ne_bytes(c.data[..4].try_into().unwrap_or_default());
+        crate::logging::set_verbose(v.max(0) as usize);
     }
-    Ok(())
+    let fd = if c.keeps_fd { msg.take_fd() } else { None };
+    parent
+        .compose(c.type_, id, 0, fd, &c.data)
+        .map_err(|_| Refusal::Close)
 }
 
 /// Relays answers from the parent to the client they are for. Returns
@@ -309,4 +349,35 @@ fn from_parent(parent: &mut ImsgBuf, conns: &mut HashMap<u32, Conn>) -> io::Resu
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked_before_they_go_on() {
+        // Anyone may ask for status; only root may reset.
+        assert!(check_request(IMSG_VMDOP_GET_INFO_VM_REQUEST, &[], 1000).is_ok());
+        assert_eq!(
+            check_request(IMSG_CTL_RESET, &[0; 4], 1000),
+            Err(Rejected::Fail(libc::EPERM))
+        );
+        // Exact sizes.
+        assert_eq!(
+            check_request(IMSG_VMDOP_PAUSE_VM, &[0; VMOP_ID_SIZE - 1], 0),
+            Err(Rejected::Fail(libc::EINVAL))
+        );
+        assert_eq!(
+            check_request(IMSG_CTL_VERBOSE, &[0; 5], 0),
+            Err(Rejected::Fail(libc::EINVAL))
+        );
+        // The uid is the kernel's, not the client's.
+        let mut vid = vec![0u8; VMOP_ID_SIZE];
+        vid[68..72].copy_from_slice(&0u32.to_ne_bytes());
+        let c = check_request(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vid, 1000).unwrap();
+        assert_eq!(&c.data[68..72], &1000u32.to_ne_bytes());
+        // Unknown requests close the connection.
+        assert_eq!(check_request(0xdead, &[], 0), Err(Rejected::Close));
+    }
 }
