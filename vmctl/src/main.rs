@@ -550,7 +550,10 @@ fn log(cmd: &Command, argv: &[String]) -> Result<()> {
 }
 
 fn status(cmd: &Command, argv: &[String]) -> Result<()> {
-    let (opts, rest) = getopt(argv, "r").map_err(|()| ctl_usage(cmd))?;
+    // `--json` is ours, not the C vmctl's; anywhere among the arguments.
+    let json = argv.iter().any(|a| a == "--json");
+    let argv: Vec<String> = argv.iter().filter(|a| *a != "--json").cloned().collect();
+    let (opts, rest) = getopt(&argv, "r").map_err(|()| ctl_usage(cmd))?;
     let running_only = opts.iter().any(|(c, _)| *c == 'r');
     let target = match rest.as_slice() {
         [] => Target::default(),
@@ -564,7 +567,11 @@ fn status(cmd: &Command, argv: &[String]) -> Result<()> {
         id: target.id,
         name: target.name,
     };
-    let (text, found) = status::format(&list, &filter, running_only);
+    let (text, found) = if json {
+        status::format_json(&list, &filter, running_only)
+    } else {
+        status::format(&list, &filter, running_only)
+    };
     print!("{text}");
     // As vmctl: a list with no VM counted is "not found", exit status 1.
     if found {

@@ -361,6 +361,15 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     assert_ne!(cols[1], "-", "a running VM has a pid: {cols:?}");
     let vm_pid: i32 = cols[1].parse().unwrap();
     let tty = format!("/dev/pts/{}", cols[5]);
+    // The same as JSON, for programs.
+    let out = vmctl(&d, &["status", "--json", "bs"]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        json.starts_with(&format!(
+            "[{{\"curmem\":536870912,\"id\":1,\"maxmem\":536870912,\"name\":\"bs\",\"owner\":\"root\",\"pid\":{vm_pid},\"state\":\"running\",\"tty\":\"{tty}\",\"vcpus\":1}}]"
+        )),
+        "{json}"
+    );
 
     // The console, as vmctl console would attach to it.
     let output = Arc::new(Mutex::new(Vec::new()));
