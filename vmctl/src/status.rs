@@ -141,6 +141,38 @@ pub fn format(list: &[VmopInfoResult], filter: &Filter, running_only: bool) -> (
     (out, found)
 }
 
+/// `status --json`: the same VMs as the table, as a JSON array of
+/// objects, for programs. Memory in bytes, the full tty path, null where
+/// the table shows "-".
+pub fn format_json(list: &[VmopInfoResult], filter: &Filter, running_only: bool) -> (String, bool) {
+    let mut vms = Vec::new();
+    for v in list {
+        let info = &v.vir_info;
+        let running = info.vir_creator_pid != 0 && info.vir_id != 0;
+        if !running && running_only {
+            continue;
+        }
+        let name = cstr(&info.vir_name);
+        if !filter.matches(&name, info.vir_id) {
+            continue;
+        }
+        let tty = cstr(&v.vir_ttyname);
+        vms.push(serde_json::json!({
+            "id": info.vir_id,
+            "pid": running.then_some(info.vir_creator_pid),
+            "vcpus": info.vir_ncpus,
+            "maxmem": info.vir_memory_size,
+            "curmem": running.then_some(info.vir_used_size),
+            "tty": (running && !tty.is_empty()).then_some(tty),
+            "owner": owner(v),
+            "state": vm_state(v.vir_state),
+            "name": name,
+        }));
+    }
+    let found = !vms.is_empty();
+    (format!("{}\n", serde_json::Value::Array(vms)), found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,36 +231,4 @@ mod tests {
         let (_, found) = format(&[], &Filter::default(), false);
         assert!(!found);
     }
-}
-
-/// `status --json`: the same VMs as the table, as a JSON array of
-/// objects, for programs. Memory in bytes, the full tty path, null where
-/// the table shows "-".
-pub fn format_json(list: &[VmopInfoResult], filter: &Filter, running_only: bool) -> (String, bool) {
-    let mut vms = Vec::new();
-    for v in list {
-        let info = &v.vir_info;
-        let running = info.vir_creator_pid != 0 && info.vir_id != 0;
-        if !running && running_only {
-            continue;
-        }
-        let name = cstr(&info.vir_name);
-        if !filter.matches(&name, info.vir_id) {
-            continue;
-        }
-        let tty = cstr(&v.vir_ttyname);
-        vms.push(serde_json::json!({
-            "id": info.vir_id,
-            "pid": running.then_some(info.vir_creator_pid),
-            "vcpus": info.vir_ncpus,
-            "maxmem": info.vir_memory_size,
-            "curmem": running.then_some(info.vir_used_size),
-            "tty": (running && !tty.is_empty()).then_some(tty),
-            "owner": owner(v),
-            "state": vm_state(v.vir_state),
-            "name": name,
-        }));
-    }
-    let found = !vms.is_empty();
-    (format!("{}\n", serde_json::Value::Array(vms)), found)
 }
