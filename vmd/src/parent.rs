@@ -24,6 +24,9 @@ use crate::proc::{self, ChildProc, ProcId};
 use crate::sys;
 use crate::vms::{State, VmTable};
 
+/// vmd.h: seconds between batches of VMs started at launch.
+const STAGGERED_START_DELAY: u64 = 30;
+
 /// vmd.h: the answer to stopping a VM that is not running.
 const VMD_VM_STOP_INVALID: i32 = 1004;
 
@@ -83,29 +86,48 @@ pub fn run(exe: &str, args: &[String], config: &Config) -> io::Result<()> {
         c.chan.allow_fdpass();
     }
     let mut vms = VmTable::from_config(config);
-    {
-        let mut r = Router {
-            children: &mut children,
-            index: &index,
-        };
-        let ids: Vec<u32> = vms
-            .vms
-            .iter()
-            .filter(|v| !v.disabled)
-            .map(|v| v.id)
-            .collect();
-        for id in ids {
-            start_vm(&mut vms, &mut r, id, None);
-        }
-    }
-    for c in children.iter_mut() {
-        if let Err(e) = c.chan.flush() {
-            log::warn!("parent: can't write to {}: {e}", c.id.title());
-        }
-    }
+    // Enabled VMs start in batches (vm.conf `staggered start`; vmd's
+    // default is as many at once as there are CPUs, 30 s apart).
+    let (parallel, delay) = match config.globals.staggered_start {
+        Some(s) => (
+            s.parallel.max(1) as usize,
+            Duration::from_secs(s.delay.max(0) as u64),
+        ),
+        None => (
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Duration::from_secs(STAGGERED_START_DELAY),
+        ),
+    };
+    let mut to_start: std::collections::VecDeque<u32> = vms
+        .vms
+        .iter()
+        .filter(|v| !v.disabled)
+        .map(|v| v.id)
+        .collect();
+    let mut next_batch = Instant::now();
     let mut events = Events::with_capacity(16);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        if !to_start.is_empty() && Instant::now() >= next_batch {
+            let mut r = Router {
+                children: &mut children,
+                index: &index,
+            };
+            for _ in 0..parallel {
+                let Some(id) = to_start.pop_front() else {
+                    break;
+                };
+                start_vm(&mut vms, &mut r, id, None);
+            }
+            for c in children.iter_mut() {
+                if let Err(e) = c.chan.flush() {
+                    log::warn!("parent: can't write to {}: {e}", c.id.title());
+                }
+            }
+            next_batch = Instant::now() + delay;
+        }
+        let timeout =
+            (!to_start.is_empty()).then(|| next_batch.saturating_duration_since(Instant::now()));
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }

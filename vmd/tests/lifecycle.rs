@@ -235,6 +235,44 @@ fn a_second_user_may_run_only_its_own_vm() {
 }
 
 #[test]
+fn staggered_start_starts_vms_in_batches() {
+    if !root_and_kvm("staggered_start_starts_vms_in_batches") {
+        return;
+    }
+    let guest = build_guest();
+    let (a, b) = (guest.dir.join("a.img"), guest.dir.join("b.img"));
+    std::fs::copy(guest.dir.join("bsdisk.img"), &a).unwrap();
+    std::fs::copy(guest.dir.join("bsdisk.img"), &b).unwrap();
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "staggered start parallel 1 delay 3\n\
+             vm \"a\" {{\n\tmemory 64M\n\tdisk \"{}\"\n}}\n\
+             vm \"b\" {{\n\tmemory 64M\n\tdisk \"{}\"\n}}\n",
+            a.display(),
+            b.display()
+        ),
+    );
+    let t0 = Instant::now();
+    wait_for("vm a to run", Duration::from_secs(5), || {
+        status_of(&d, "a").is_some_and(|c| c[7] == "running")
+    });
+    assert_eq!(
+        status_of(&d, "b").unwrap()[7],
+        "stopped",
+        "b started with a"
+    );
+    wait_for("vm b to run", Duration::from_secs(10), || {
+        status_of(&d, "b").is_some_and(|c| c[7] == "running")
+    });
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "b started after {waited:?}"
+    );
+}
+
+#[test]
 fn sigterm_stops_running_guests_cleanly() {
     if !root_and_kvm("sigterm_stops_running_guests_cleanly") {
         return;
