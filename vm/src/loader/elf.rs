@@ -188,10 +188,9 @@ pub struct KernelImage {
     pub compressed: bool,
 }
 
-/// Reads a kernel file, gunzipping it if it starts with the gzip magic.
-/// More than `limit` bytes (the guest's RAM: nothing larger can be
-/// loaded) is an error, so a gzip bomb costs at most that much.
-pub fn read_image(mut file: impl Read, limit: u64) -> Result<KernelImage, ElfError> {
+/// The kernel file's contents: gunzipped if it starts with the gzip
+/// magic, as is. Returns the reader and whether it decompresses.
+fn open_image<'a>(mut file: impl Read + 'a) -> Result<(Box<dyn Read + 'a>, bool), ElfError> {
     let mut head = Vec::with_capacity(2);
     (&mut file)
         .take(2)
@@ -199,19 +198,37 @@ pub fn read_image(mut file: impl Read, limit: u64) -> Result<KernelImage, ElfErr
         .map_err(ElfError::Read)?;
     let compressed = head == [0x1f, 0x8b];
     let whole = io::Cursor::new(head).chain(file);
-    let mut bytes = Vec::new();
-    let cap = limit.saturating_add(1);
-    if compressed {
-        MultiGzDecoder::new(whole)
-            .take(cap)
-            .read_to_end(&mut bytes)
-            .map_err(ElfError::Gzip)?;
+    Ok(if compressed {
+        (Box::new(MultiGzDecoder::new(whole)), true)
     } else {
-        whole
-            .take(cap)
-            .read_to_end(&mut bytes)
-            .map_err(ElfError::Read)?;
-    }
+        (Box::new(whole), false)
+    })
+}
+
+/// Appends at most `max` more bytes of `image` to `out`.
+fn read_some(
+    image: &mut dyn Read,
+    compressed: bool,
+    max: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), ElfError> {
+    image.take(max).read_to_end(out).map_err(|e| {
+        if compressed {
+            ElfError::Gzip(e)
+        } else {
+            ElfError::Read(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Reads a kernel file, gunzipping it if it starts with the gzip magic.
+/// More than `limit` bytes (the guest's RAM: nothing larger can be
+/// loaded) is an error, so a gzip bomb costs at most that much.
+pub fn read_image(file: impl Read, limit: u64) -> Result<KernelImage, ElfError> {
+    let (mut image, compressed) = open_image(file)?;
+    let mut bytes = Vec::new();
+    read_some(&mut image, compressed, limit.saturating_add(1), &mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(ElfError::TooLarge { limit });
     }
@@ -879,17 +896,28 @@ pub fn load_elf(
 }
 
 /// Reads the kernel file (gzip'd or not, at most the guest's RAM) and
-/// loads it with [`load_elf`]. The caller that wants vmd's BIOS fallback
-/// uses [`read_image`] and [`load_elf`] itself: vmd tries the file as a
-/// BIOS image when it is not an ELF file ([`ElfError::NotElf`]) and was
-/// not compressed.
+/// loads it with [`load_elf`]. A file whose first bytes are no ELF64
+/// kernel header is refused before the rest is read, as vmd reads only the
+/// header first. The caller that wants vmd's BIOS fallback uses
+/// [`read_image`] and [`load_elf`] itself: vmd tries the file as a BIOS
+/// image when it is not an ELF file ([`ElfError::NotElf`]) and was not
+/// compressed.
 pub fn load_kernel(
     mem: &GuestMemory,
     file: impl Read,
     boot: &KernelBoot<'_>,
 ) -> Result<LoadedKernel, ElfError> {
-    let image = read_image(file, ram_bytes(boot.map))?;
-    load_elf(mem, &image.bytes, boot)
+    let limit = ram_bytes(boot.map);
+    let (mut image, compressed) = open_image(file)?;
+    let mut bytes = Vec::new();
+    read_some(&mut image, compressed, EHDR_SIZE as u64, &mut bytes)?;
+    parse_header(&bytes)?;
+    let rest = limit.saturating_add(1).saturating_sub(EHDR_SIZE as u64);
+    read_some(&mut image, compressed, rest, &mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ElfError::TooLarge { limit });
+    }
+    load_elf(mem, &bytes, boot)
 }
 
 #[cfg(test)]
@@ -1256,6 +1284,7 @@ mod tests {
     #[test]
     fn gzip_bombs_stop_at_guest_ram() {
         let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&kernel().build()[..EHDR_SIZE]).unwrap();
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..40 {
             gz.write_all(&zeros).unwrap();
@@ -1273,6 +1302,12 @@ mod tests {
         assert!(matches!(
             read_image(&vec![0u8; 4097][..], 4096),
             Err(ElfError::TooLarge { limit: 4096 })
+        ));
+        // Something that is no kernel is refused after its header, however
+        // long it is.
+        assert!(matches!(
+            load_kernel(&mem, io::repeat(b'A'), &boot(&map)),
+            Err(ElfError::NotElf)
         ));
         // A truncated or corrupt stream is an error, not a short kernel.
         assert!(matches!(
