@@ -2,10 +2,15 @@
 //! own models), CPUID trimmed to what vmm(4) shows a guest, interrupts
 //! injected with KVM_INTERRUPT.
 
-use kvm_bindings::{kvm_interrupt, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_debugregs, kvm_dtable, kvm_interrupt, kvm_msr_entry, kvm_regs, kvm_segment,
+    kvm_userspace_memory_region, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 
 use devices::memory::GuestMemory;
+use vmm_sys::consts::*;
+use vmm_sys::{VcpuRegState, VcpuSegmentInfo, Wire};
 
 use super::{Exit, HvError, Vcpu};
 
@@ -166,6 +171,244 @@ impl KvmVcpu {
     }
 }
 
+/// The MSRs of `vcpu_reg_state` other than EFER (which KVM keeps in the
+/// sregs), with their numbers.
+const REG_STATE_MSRS: [(usize, u32); 6] = [
+    (VCPU_REGS_STAR, 0xc000_0081),
+    (VCPU_REGS_LSTAR, 0xc000_0082),
+    (VCPU_REGS_CSTAR, 0xc000_0083),
+    (VCPU_REGS_SFMASK, 0xc000_0084),
+    (VCPU_REGS_KGSBASE, 0xc000_0102),
+    (VCPU_REGS_MISC_ENABLE, 0x0000_01a0),
+];
+
+/// A vmm(4) segment (VMX access rights) as KVM takes it.
+fn kvm_segment_from(s: &VcpuSegmentInfo) -> kvm_segment {
+    let ar = s.vsi_ar;
+    let bit = |n: u32| ((ar >> n) & 1) as u8;
+    kvm_segment {
+        base: s.vsi_base,
+        limit: s.vsi_limit,
+        selector: s.vsi_sel,
+        type_: (ar & 0xf) as u8,
+        s: bit(4),
+        dpl: ((ar >> 5) & 3) as u8,
+        present: bit(7),
+        avl: bit(12),
+        l: bit(13),
+        db: bit(14),
+        g: bit(15),
+        unusable: bit(16),
+        padding: 0,
+    }
+}
+
+fn segment_from_kvm(k: &kvm_segment) -> VcpuSegmentInfo {
+    let bit = |v: u8, n: u32| u32::from(v & 1) << n;
+    VcpuSegmentInfo {
+        vsi_sel: k.selector,
+        vsi_limit: k.limit,
+        vsi_ar: u32::from(k.type_ & 0xf)
+            | bit(k.s, 4)
+            | (u32::from(k.dpl & 3) << 5)
+            | bit(k.present, 7)
+            | bit(k.avl, 12)
+            | bit(k.l, 13)
+            | bit(k.db, 14)
+            | bit(k.g, 15)
+            | bit(k.unusable, 16),
+        vsi_base: k.base,
+    }
+}
+
+fn dtable_from(s: &VcpuSegmentInfo) -> kvm_dtable {
+    kvm_dtable {
+        base: s.vsi_base,
+        limit: s.vsi_limit.min(0xffff) as u16,
+        padding: [0; 3],
+    }
+}
+
+fn dtable_segment(d: &kvm_dtable) -> VcpuSegmentInfo {
+    VcpuSegmentInfo {
+        vsi_sel: 0,
+        vsi_limit: u32::from(d.limit),
+        vsi_ar: 0,
+        vsi_base: d.base,
+    }
+}
+
+impl KvmVcpu {
+    fn write_reg_state(&mut self, vrs: &VcpuRegState) -> Result<(), HvError> {
+        let mut sregs = self.fd.get_sregs().map_err(sys("KVM_GET_SREGS"))?;
+        let seg = |i: usize| kvm_segment_from(&vrs.vrs_sregs[i]);
+        sregs.es = seg(VCPU_REGS_ES);
+        sregs.cs = seg(VCPU_REGS_CS);
+        sregs.ss = seg(VCPU_REGS_SS);
+        sregs.ds = seg(VCPU_REGS_DS);
+        sregs.fs = seg(VCPU_REGS_FS);
+        sregs.gs = seg(VCPU_REGS_GS);
+        sregs.ldt = seg(VCPU_REGS_LDTR);
+        sregs.tr = seg(VCPU_REGS_TR);
+        sregs.gdt = dtable_from(&vrs.vrs_gdtr);
+        sregs.idt = dtable_from(&vrs.vrs_idtr);
+        sregs.cr0 = vrs.vrs_crs[VCPU_REGS_CR0];
+        sregs.cr2 = vrs.vrs_crs[VCPU_REGS_CR2];
+        sregs.cr3 = vrs.vrs_crs[VCPU_REGS_CR3];
+        sregs.cr4 = vrs.vrs_crs[VCPU_REGS_CR4];
+        sregs.cr8 = vrs.vrs_crs[VCPU_REGS_CR8];
+        sregs.efer = vrs.vrs_msrs[VCPU_REGS_EFER];
+        self.fd.set_sregs(&sregs).map_err(sys("KVM_SET_SREGS"))?;
+
+        let entries: Vec<kvm_msr_entry> = REG_STATE_MSRS
+            .iter()
+            .map(|&(i, index)| kvm_msr_entry {
+                index,
+                data: vrs.vrs_msrs[i],
+                ..Default::default()
+            })
+            .collect();
+        let msrs = Msrs::from_entries(&entries).map_err(|_| HvError::Sys {
+            what: "KVM_SET_MSRS",
+            source: std::io::Error::from_raw_os_error(libc::E2BIG),
+        })?;
+        let n = self.fd.set_msrs(&msrs).map_err(sys("KVM_SET_MSRS"))?;
+        if n != entries.len() {
+            return Err(HvError::Sys {
+                what: "KVM_SET_MSRS",
+                source: std::io::Error::other(format!(
+                    "MSR {:#x} refused",
+                    entries[n.min(entries.len() - 1)].index
+                )),
+            });
+        }
+
+        let d = &vrs.vrs_drs;
+        let dregs = kvm_debugregs {
+            db: [
+                d[VCPU_REGS_DR0],
+                d[VCPU_REGS_DR1],
+                d[VCPU_REGS_DR2],
+                d[VCPU_REGS_DR3],
+            ],
+            dr6: d[VCPU_REGS_DR6],
+            dr7: d[VCPU_REGS_DR7],
+            ..Default::default()
+        };
+        self.fd
+            .set_debug_regs(&dregs)
+            .map_err(sys("KVM_SET_DEBUGREGS"))?;
+
+        let xcr0 = vrs.vrs_crs[VCPU_REGS_XCR0];
+        if xcr0 != 0 {
+            let mut xcrs = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            xcrs.xcrs[0].value = xcr0;
+            self.fd.set_xcrs(&xcrs).map_err(sys("KVM_SET_XCRS"))?;
+        }
+
+        let g = &vrs.vrs_gprs;
+        let regs = kvm_regs {
+            rax: g[VCPU_REGS_RAX],
+            rbx: g[VCPU_REGS_RBX],
+            rcx: g[VCPU_REGS_RCX],
+            rdx: g[VCPU_REGS_RDX],
+            rsi: g[VCPU_REGS_RSI],
+            rdi: g[VCPU_REGS_RDI],
+            rsp: g[VCPU_REGS_RSP],
+            rbp: g[VCPU_REGS_RBP],
+            r8: g[VCPU_REGS_R8],
+            r9: g[VCPU_REGS_R9],
+            r10: g[VCPU_REGS_R10],
+            r11: g[VCPU_REGS_R11],
+            r12: g[VCPU_REGS_R12],
+            r13: g[VCPU_REGS_R13],
+            r14: g[VCPU_REGS_R14],
+            r15: g[VCPU_REGS_R15],
+            rip: g[VCPU_REGS_RIP],
+            rflags: g[VCPU_REGS_RFLAGS],
+        };
+        self.fd.set_regs(&regs).map_err(sys("KVM_SET_REGS"))
+    }
+
+    fn read_reg_state(&mut self) -> Result<VcpuRegState, HvError> {
+        let mut vrs = VcpuRegState::zeroed();
+        let r = self.fd.get_regs().map_err(sys("KVM_GET_REGS"))?;
+        let g = &mut vrs.vrs_gprs;
+        g[VCPU_REGS_RAX] = r.rax;
+        g[VCPU_REGS_RBX] = r.rbx;
+        g[VCPU_REGS_RCX] = r.rcx;
+        g[VCPU_REGS_RDX] = r.rdx;
+        g[VCPU_REGS_RSI] = r.rsi;
+        g[VCPU_REGS_RDI] = r.rdi;
+        g[VCPU_REGS_RSP] = r.rsp;
+        g[VCPU_REGS_RBP] = r.rbp;
+        g[VCPU_REGS_R8] = r.r8;
+        g[VCPU_REGS_R9] = r.r9;
+        g[VCPU_REGS_R10] = r.r10;
+        g[VCPU_REGS_R11] = r.r11;
+        g[VCPU_REGS_R12] = r.r12;
+        g[VCPU_REGS_R13] = r.r13;
+        g[VCPU_REGS_R14] = r.r14;
+        g[VCPU_REGS_R15] = r.r15;
+        g[VCPU_REGS_RIP] = r.rip;
+        g[VCPU_REGS_RFLAGS] = r.rflags;
+
+        let s = self.fd.get_sregs().map_err(sys("KVM_GET_SREGS"))?;
+        let sr = &mut vrs.vrs_sregs;
+        sr[VCPU_REGS_ES] = segment_from_kvm(&s.es);
+        sr[VCPU_REGS_CS] = segment_from_kvm(&s.cs);
+        sr[VCPU_REGS_SS] = segment_from_kvm(&s.ss);
+        sr[VCPU_REGS_DS] = segment_from_kvm(&s.ds);
+        sr[VCPU_REGS_FS] = segment_from_kvm(&s.fs);
+        sr[VCPU_REGS_GS] = segment_from_kvm(&s.gs);
+        sr[VCPU_REGS_LDTR] = segment_from_kvm(&s.ldt);
+        sr[VCPU_REGS_TR] = segment_from_kvm(&s.tr);
+        vrs.vrs_gdtr = dtable_segment(&s.gdt);
+        vrs.vrs_idtr = dtable_segment(&s.idt);
+        vrs.vrs_crs[VCPU_REGS_CR0] = s.cr0;
+        vrs.vrs_crs[VCPU_REGS_CR2] = s.cr2;
+        vrs.vrs_crs[VCPU_REGS_CR3] = s.cr3;
+        vrs.vrs_crs[VCPU_REGS_CR4] = s.cr4;
+        vrs.vrs_crs[VCPU_REGS_CR8] = s.cr8;
+        vrs.vrs_msrs[VCPU_REGS_EFER] = s.efer;
+
+        let entries: Vec<kvm_msr_entry> = REG_STATE_MSRS
+            .iter()
+            .map(|&(_, index)| kvm_msr_entry {
+                index,
+                ..Default::default()
+            })
+            .collect();
+        let mut msrs = Msrs::from_entries(&entries).map_err(|_| HvError::Sys {
+            what: "KVM_GET_MSRS",
+            source: std::io::Error::from_raw_os_error(libc::E2BIG),
+        })?;
+        let n = self.fd.get_msrs(&mut msrs).map_err(sys("KVM_GET_MSRS"))?;
+        for (k, e) in msrs.as_slice().iter().take(n).enumerate() {
+            vrs.vrs_msrs[REG_STATE_MSRS[k].0] = e.data;
+        }
+
+        let d = self.fd.get_debug_regs().map_err(sys("KVM_GET_DEBUGREGS"))?;
+        vrs.vrs_drs[VCPU_REGS_DR0] = d.db[0];
+        vrs.vrs_drs[VCPU_REGS_DR1] = d.db[1];
+        vrs.vrs_drs[VCPU_REGS_DR2] = d.db[2];
+        vrs.vrs_drs[VCPU_REGS_DR3] = d.db[3];
+        vrs.vrs_drs[VCPU_REGS_DR6] = d.dr6;
+        vrs.vrs_drs[VCPU_REGS_DR7] = d.dr7;
+
+        if let Ok(x) = self.fd.get_xcrs() {
+            let n = (x.nr_xcrs as usize).min(x.xcrs.len());
+            if let Some(x0) = x.xcrs[..n].iter().find(|x| x.xcr == 0) {
+                vrs.vrs_crs[VCPU_REGS_XCR0] = x0.value;
+            }
+        }
+        Ok(vrs)
+    }
+}
+
 impl KvmVcpu {
     /// Makes the calling thread the one that runs this vcpu and returns
     /// the handle other threads use to kick it out of the guest.
@@ -283,6 +526,14 @@ impl Vcpu for KvmVcpu {
 
     fn set_real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError> {
         self.real_mode_entry(segment, ip)
+    }
+
+    fn set_reg_state(&mut self, vrs: &VcpuRegState) -> Result<(), HvError> {
+        self.write_reg_state(vrs)
+    }
+
+    fn reg_state(&mut self) -> Result<VcpuRegState, HvError> {
+        self.read_reg_state()
     }
 
     fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError> {

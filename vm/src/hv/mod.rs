@@ -7,6 +7,8 @@ pub mod kvm;
 #[cfg(target_os = "openbsd")]
 pub mod vmm;
 
+pub use vmm_sys::VcpuRegState;
+
 /// Why the guest stopped running and what it wants.
 #[derive(Debug)]
 pub enum Exit<'a> {
@@ -56,6 +58,14 @@ pub trait Vcpu {
     fn request_interrupt_window(&mut self, on: bool);
     /// Real mode at `segment`:`ip` with interrupts off (the BIOS entry).
     fn set_real_mode_entry(&mut self, segment: u16, ip: u16) -> Result<(), HvError>;
+    /// Replaces the register state with `vrs`, as vmm(4)'s
+    /// VMM_IOC_RESETCPU does with the state a loader built (the ELF
+    /// kernel's flat 64-bit start). Segment access rights are in the VMX
+    /// layout vmd uses (type, S, DPL, P in bits 0-7; AVL, L, D/B, G in
+    /// bits 12-15; unusable in bit 16); limits are in bytes.
+    fn set_reg_state(&mut self, vrs: &VcpuRegState) -> Result<(), HvError>;
+    /// The register state, as VMM_IOC_READREGS with VM_RWREGS_ALL gives it.
+    fn reg_state(&mut self) -> Result<VcpuRegState, HvError>;
     /// Makes the calling thread the vcpu's thread and returns what other
     /// threads call to get the vcpu out of the guest promptly.
     fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError>;

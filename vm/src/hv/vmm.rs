@@ -183,6 +183,18 @@ impl super::Vcpu for VmmVcpu {
             .map_err(sys("VMM_IOC_RESETCPU"))
     }
 
+    fn set_reg_state(&mut self, vrs: &VcpuRegState) -> Result<(), HvError> {
+        self.vmm
+            .reset_cpu(self.vm_id, 0, vrs)
+            .map_err(sys("VMM_IOC_RESETCPU"))
+    }
+
+    fn reg_state(&mut self) -> Result<VcpuRegState, HvError> {
+        self.vmm
+            .read_regs(self.vm_id, 0, VM_RWREGS_ALL)
+            .map_err(sys("VMM_IOC_READREGS"))
+    }
+
     /// vmm(4) returns to vmd on every host interrupt, so a vcpu needs no
     /// signal: a pending interrupt is announced with VMM_IOC_INTR.
     fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError> {
