@@ -34,9 +34,10 @@ use devices::virtio::vmmci::{Timer, VmStop, Vmmci, VmmciCommand, VmmciError};
 use devices::virtio::DEVICE_BLOCK;
 
 use crate::device_proc::{DeviceHandle, DeviceProcError, DeviceProcess};
-use crate::hv::{HvError, Vcpu};
+use crate::hv::{HvError, Vcpu, VcpuRegState};
 use crate::interrupts::{Doorbell, PcInterrupts, PicLine};
 use crate::loader::bios::{self, BiosError, RESET_IP, RESET_SEGMENT};
+use crate::loader::elf;
 use crate::memory_layout::{self, LayoutError, Range, RangeKind, GB, MB};
 use crate::vcpu::{self, InterruptSource, StopReason, VcpuError};
 
@@ -77,7 +78,8 @@ pub struct MachineConfig {
     pub name: String,
     /// Guest memory in bytes.
     pub memory: u64,
-    /// The BIOS image (SeaBIOS).
+    /// The boot image: an OpenBSD ELF kernel (gzip'd or not) or, as vmd
+    /// falls back to, a BIOS image (SeaBIOS).
     pub bios: Vec<u8>,
     pub disks: Vec<DiskDevice>,
     /// Where the guest's COM1 output goes.
@@ -97,6 +99,8 @@ pub enum MachineError {
     Memory(#[from] MapError),
     #[error("BIOS: {0}")]
     Bios(#[from] BiosError),
+    #[error("kernel: {0}")]
+    Kernel(#[from] elf::ElfError),
     #[error("port bus: {0}")]
     Bus(#[from] BusError),
     #[error("PCI: {0}")]
@@ -279,6 +283,9 @@ pub struct Machine {
     vmmci_deadline: Deadline,
     control: MachineControl,
     console_input: Option<OwnedFd>,
+    /// The start state an ELF kernel needs; a BIOS starts at the reset
+    /// vector.
+    kernel_state: Option<VcpuRegState>,
 }
 
 impl Machine {
@@ -296,7 +303,22 @@ impl Machine {
         map: Vec<Range>,
         mem: GuestMemory,
     ) -> Result<Machine, MachineError> {
-        bios::load_bios(&mem, &config.bios)?;
+        // As vmd: an ELF kernel if it is one, else a BIOS image.
+        let is_elf = config.bios.starts_with(b"\x7fELF") || config.bios.starts_with(&[0x1f, 0x8b]);
+        let kernel_state = if is_elf {
+            let loaded = elf::load_kernel(
+                &mem,
+                &config.bios[..],
+                &elf::KernelBoot {
+                    map: &map,
+                    boot_mac: None,
+                },
+            )?;
+            Some(loaded.regs)
+        } else {
+            bios::load_bios(&mem, &config.bios)?;
+            None
+        };
         let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
         let bell = Arc::new(Doorbell::default());
         let control = MachineControl {
@@ -434,6 +456,7 @@ impl Machine {
             vmmci_deadline,
             control,
             console_input: config.console_input,
+            kernel_state,
         })
     }
 
@@ -450,7 +473,10 @@ impl Machine {
     /// BIOS reset vector until the guest stops. Call it on the thread that
     /// is to run the vcpu.
     pub fn run(&mut self, vcpu: &mut dyn Vcpu) -> Result<StopReason, MachineError> {
-        vcpu.set_real_mode_entry(RESET_SEGMENT, RESET_IP)?;
+        match &self.kernel_state {
+            Some(regs) => vcpu.set_reg_state(regs)?,
+            None => vcpu.set_real_mode_entry(RESET_SEGMENT, RESET_IP)?,
+        }
         let kick = vcpu.bind_to_current_thread()?;
         self.pc.bell.set_kick(kick);
 

@@ -235,6 +235,50 @@ fn a_second_user_may_run_only_its_own_vm() {
 }
 
 #[test]
+fn vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci() {
+    if !root_and_kvm("vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci") {
+        return;
+    }
+    let dir = common::tempdir();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("sh")
+        .arg(root.join("regress/guest/build-kernel.sh"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "build-kernel.sh failed");
+    let kernel = dir.join("bsd.gz");
+    let d = start_vmd(
+        &dir,
+        &format!(
+            "vm \"k\" {{\n\tdisable\n\tmemory 64M\n\tboot \"{}\"\n}}\n",
+            kernel.display()
+        ),
+    );
+    // start -c: the console from the first byte, until the VM stops.
+    let out = Command::new(vmctl_path())
+        .args(["start", "-c", "k"])
+        .env("VMD_CONTROL_SOCKET", &d.sock)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for m in [
+        "KERN-BOOT-OK",
+        "KERN-MEMMAP-OK",
+        "KERN-PCI 00 0b5d:0666 0600",
+        "KERN-RND-OK ",
+        "KERN-VMMCI-TIME ",
+        "KERN-VMMCI-SHUTDOWN",
+    ] {
+        assert!(text.contains(m), "{m} missing:\n{text}");
+    }
+    wait_for("vm k to stop", Duration::from_secs(10), || {
+        status_of(&d, "k").is_some_and(|c| c[7] == "stopped")
+    });
+}
+
+#[test]
 fn staggered_start_starts_vms_in_batches() {
     if !root_and_kvm("staggered_start_starts_vms_in_batches") {
         return;
