@@ -31,7 +31,7 @@ use devices::virtio::blk::{Blk, BlockBackend};
 use devices::virtio::pci::{self as vpci, Layout, VirtioPci};
 use devices::virtio::rnd::Rnd;
 use devices::virtio::vmmci::{Timer, VmStop, Vmmci, VmmciCommand, VmmciError};
-use devices::virtio::DEVICE_BLOCK;
+use devices::virtio::{DEVICE_BLOCK, DEVICE_NETWORK};
 
 use crate::device_proc::{DeviceHandle, DeviceProcError, DeviceProcess};
 use crate::hv::{HvError, Vcpu, VcpuRegState};
@@ -82,6 +82,8 @@ pub struct MachineConfig {
     /// falls back to, a BIOS image (SeaBIOS).
     pub bios: Vec<u8>,
     pub disks: Vec<DiskDevice>,
+    /// vionet device processes, in interface order.
+    pub nics: Vec<DeviceProcess>,
     /// Where the guest's COM1 output goes.
     pub console: Box<dyn SerialSink>,
     /// Where COM1 input comes from, if anywhere.
@@ -358,44 +360,53 @@ impl Machine {
         let mut pci = PciBus::new();
         vpci::attach(&mut pci, Rnd::new(), Layout::Modern, mem.clone(), line)?;
         let mut handles = Vec::new();
+        // A device process on the bus: its failure stops the VM.
+        let mut attach_process = |pci: &mut PciBus,
+                                  device_type: u16,
+                                  process: DeviceProcess|
+         -> Result<u8, MachineError> {
+            let stopper = control.clone();
+            let on_failure = Arc::new(move |why: String| {
+                log::warn!("{why}");
+                stopper.stop(StopReason::DeviceFailed(why));
+            });
+            let mut failed = None;
+            let id = vpci::add_function(pci, device_type, Layout::Modern, |irq| {
+                match process.attach(line(irq), on_failure) {
+                    Ok((regs, handle)) => {
+                        handles.push(handle);
+                        regs as SharedBarHandler
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        Arc::new(Mutex::new(devices::pci::NoBar))
+                    }
+                }
+            })?;
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(id),
+            }
+        };
+        for nic in config.nics {
+            attach_process(&mut pci, DEVICE_NETWORK, nic)?;
+        }
         let mut first_disk = None;
         for disk in config.disks {
-            match disk {
+            let id = match disk {
                 DiskDevice::Local(backend) => {
-                    let (id, _) = vpci::attach(
+                    vpci::attach(
                         &mut pci,
                         Blk::new(backend),
                         Layout::Modern,
                         mem.clone(),
                         line,
-                    )?;
-                    first_disk.get_or_insert(id);
+                    )?
+                    .0
                 }
-                DiskDevice::Process(process) => {
-                    let stopper = control.clone();
-                    let on_failure = Arc::new(move |why: String| {
-                        log::warn!("{why}");
-                        stopper.stop(StopReason::DeviceFailed(why));
-                    });
-                    let mut failed = None;
-                    let id = vpci::add_function(&mut pci, DEVICE_BLOCK, Layout::Modern, |irq| {
-                        match process.attach(line(irq), on_failure) {
-                            Ok((regs, handle)) => {
-                                handles.push(handle);
-                                regs as SharedBarHandler
-                            }
-                            Err(e) => {
-                                failed = Some(e);
-                                Arc::new(Mutex::new(devices::pci::NoBar))
-                            }
-                        }
-                    })?;
-                    if let Some(e) = failed {
-                        return Err(e.into());
-                    }
-                    first_disk.get_or_insert(id);
-                }
-            }
+                DiskDevice::Process(process) => attach_process(&mut pci, DEVICE_BLOCK, *process)?,
+            };
+            first_disk.get_or_insert(id);
         }
         let _ = control.devices.set(handles);
         let vmmci_deadline = Deadline::default();

@@ -109,11 +109,12 @@ pub fn main(args: VmArgs, set_title: &dyn Fn(&str)) -> i32 {
         log::warn!("failed to receive local prefix");
         return libc::EIO;
     }
+    let prefix = LocalPrefix::get(&buf);
     if vm.vm_kernel == -1 {
         log::warn!("{name}: failed to receive boot fd");
         return libc::EINVAL;
     }
-    match start_vm(&args, &vm, &name, raw) {
+    match start_vm(&args, &vm, &prefix, &name, raw) {
         Ok(status) => status,
         Err((errno, why)) => {
             log::warn!("{name}: {why}");
@@ -124,7 +125,13 @@ pub fn main(args: VmArgs, set_title: &dyn Fn(&str)) -> i32 {
 
 type Failure = (i32, String);
 
-fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32, Failure> {
+fn start_vm(
+    args: &VmArgs,
+    vm: &VmdVm,
+    prefix: &LocalPrefix,
+    name: &str,
+    mut raw: File,
+) -> Result<i32, Failure> {
     let p = &vm.vm_params;
     let mem_bytes = p.vmc_memranges[0].vmr_size;
     let created = memory_layout::memory_map(mem_bytes)
@@ -181,9 +188,7 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
         })?;
 
     let disks = launch_disks(args, vm, &mem)?;
-    if p.vmc_nnics > 0 {
-        log::warn!("{name}: network interfaces are not supported by this vm process yet");
-    }
+    let nics = launch_nics(args, vm, prefix, &mem)?;
     if p.vmc_cdrom[0] != 0 {
         log::warn!("{name}: the cdrom is not supported by this vm process yet");
     }
@@ -197,6 +202,7 @@ fn start_vm(args: &VmArgs, vm: &VmdVm, name: &str, mut raw: File) -> Result<i32,
             memory: mem_bytes,
             bios: boot,
             disks,
+            nics,
             console: Box::new(PtySink {
                 tty: File::from(tty),
                 dropped: 0,
@@ -299,6 +305,42 @@ fn launch_disks(args: &VmArgs, vm: &VmdVm, mem: &GuestMemory) -> Result<Vec<Disk
         disks.push(DiskDevice::Process(Box::new(process)));
     }
     Ok(disks)
+}
+
+/// Starts one vionet process per interface, on the tap fds vmm passed in
+/// `vm_ifs`.
+fn launch_nics(
+    args: &VmArgs,
+    vm: &VmdVm,
+    prefix: &LocalPrefix,
+    mem: &GuestMemory,
+) -> Result<Vec<crate::device_proc::DeviceProcess>, Failure> {
+    let n = usize::try_from(vm.vm_params.vmc_nnics).unwrap_or(usize::MAX);
+    if n > crate::abi::VM_MAX_NICS_PER_VM {
+        return Err((libc::EINVAL, format!("{n} network interfaces")));
+    }
+    let mut nics = Vec::with_capacity(n);
+    for i in 0..n {
+        let tap = vm.vm_ifs[i].vif_fd;
+        if tap < 0 {
+            log::warn!("vionet{i}: no tap; the interface is left out");
+            continue;
+        }
+        let dev = device_proc::vionet_dev(i as u32, tap, vm, prefix);
+        let process = device_proc::launch(LaunchSpec {
+            exe: &args.exe,
+            dev,
+            vm,
+            mem,
+            data_fds: vec![tap],
+            vmm_fd: args.vmm_fd,
+            debug: args.debug,
+            verbose: args.verbose,
+        })
+        .map_err(|e| (libc::EIO, format!("failed to launch virtio device: {e}")))?;
+        nics.push(process);
+    }
+    Ok(nics)
 }
 
 /// Requests from vmm until the channel closes.

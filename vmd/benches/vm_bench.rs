@@ -148,6 +148,7 @@ mod bench {
                 memory: 512 << 20,
                 bios: std::fs::read(SEABIOS).unwrap(),
                 disks: vec![disk],
+                nics: Vec::new(),
                 console: Box::new(console.clone()),
                 console_input: None,
                 firmware_log: None,

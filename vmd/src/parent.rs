@@ -484,12 +484,29 @@ fn start_vm(vms: &mut VmTable, r: &mut Router<'_>, id: u32, ctl: Option<u32>) {
             );
         }
     }
+    for (i, tap) in plan.taps.into_iter().enumerate() {
+        r.send(
+            ProcId::Vmm,
+            IMSG_VMDOP_START_VM_IF,
+            id,
+            Some(tap),
+            &(i as u32).to_ne_bytes(),
+        );
+    }
+    // The host side of the taps: descriptions, bridges, addresses, up.
+    for (type_, req) in plan.host_ops {
+        r.send(ProcId::Priv, type_, id, None, &req);
+    }
+    // The local prefix for the vm process (vmd's vm_main reads it).
+    let mut lp = vm::abi::LocalPrefix::vmd_default();
+    lp.lp_in = vms.prefix.addr.octets();
+    lp.lp_mask = vms.prefix.mask.octets();
     r.send(
         ProcId::Vmm,
         IMSG_VMDOP_START_VM_END,
         id,
         Some(plan.tty),
-        &[],
+        &lp.to_bytes(),
     );
 }
 

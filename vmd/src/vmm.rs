@@ -41,7 +41,9 @@ struct Files {
     params: VmopCreateParams,
     boot: OwnedFd,
     disks: Vec<Vec<OwnedFd>>,
+    taps: Vec<Option<OwnedFd>>,
     tty: Option<OwnedFd>,
+    prefix: LocalPrefix,
 }
 
 struct RunningVm {
@@ -159,7 +161,9 @@ impl Vmm {
                         params,
                         boot,
                         disks: Vec::new(),
+                        taps: Vec::new(),
                         tty: None,
+                        prefix: LocalPrefix::vmd_default(),
                     },
                 );
             }
@@ -180,12 +184,30 @@ impl Vmm {
                     _ => log::warn!("vmm: bad disk for vm {peer}"),
                 }
             }
+            IMSG_VMDOP_START_VM_IF => {
+                let idx = m
+                    .data_exact(4)
+                    .map(|d| u32::from_ne_bytes(d.try_into().unwrap_or_default()));
+                match (self.pending.get_mut(&peer), idx, m.take_fd()) {
+                    (Some(f), Ok(idx), Some(fd)) if (idx as usize) < VM_MAX_NICS_PER_VM => {
+                        let idx = idx as usize;
+                        if f.taps.len() <= idx {
+                            f.taps.resize_with(idx + 1, || None);
+                        }
+                        f.taps[idx] = Some(fd);
+                    }
+                    _ => log::warn!("vmm: bad interface for vm {peer}"),
+                }
+            }
             IMSG_VMDOP_START_VM_END => {
                 let Some(mut files) = self.pending.remove(&peer) else {
                     log::warn!("vmm: start of unknown vm {peer}");
                     return;
                 };
                 files.tty = m.take_fd();
+                if let Ok(d) = m.data_exact(LocalPrefix::SIZE) {
+                    files.prefix = LocalPrefix::get(d);
+                }
                 match self.start_vm(peer, files, poll) {
                     Ok(pid) => {
                         let mut r = VmopResult::zeroed();
@@ -304,7 +326,13 @@ impl Vmm {
             }
         }
         for i in 0..VM_MAX_NICS_PER_VM {
-            vm.vm_ifs[i].vif_fd = -1;
+            vm.vm_ifs[i].vif_fd = match files.taps.get(i) {
+                Some(Some(tap)) => {
+                    keep.push(tap.as_raw_fd());
+                    tap.as_raw_fd()
+                }
+                _ => -1,
+            };
         }
         if vm.vm_tty >= 0 {
             keep.push(vm.vm_tty);
@@ -352,7 +380,7 @@ impl Vmm {
         let mut sock = ours;
         let handshake = (|| -> io::Result<u32> {
             sock.write_all(&vm.to_bytes())?;
-            sock.write_all(&LocalPrefix::zeroed().to_bytes())?;
+            sock.write_all(&files.prefix.to_bytes())?;
             sock.set_read_timeout(Some(Duration::from_secs(30)))?;
             let mut id = [0u8; 4];
             sock.read_exact(&mut id)?;

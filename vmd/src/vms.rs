@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use devices::disk::{ImageFormat, Qcow2Image};
 use vm::abi::vmd_vm::{VM_STATE_DISABLED, VM_STATE_PAUSED, VM_STATE_RUNNING};
-use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VMDF_QCOW2, VMDF_RAW};
-use vm::abi::{VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM};
+use vm::abi::vmop::{
+    VmopCreateParams, VmopInfoResult, VMDF_QCOW2, VMDF_RAW, VMIFF_LOCAL, VMIFF_LOCKED, VMIFF_UP,
+};
+use vm::abi::{VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM, VM_MAX_NICS_PER_VM};
 use vmm_sys::wire::{c_str, c_string};
 use vmm_sys::Wire;
 
@@ -33,6 +35,18 @@ pub enum State {
     Paused,
 }
 
+/// One network interface of a VM, resolved from vm.conf or vmctl.
+#[derive(Clone, Debug, Default)]
+pub struct Iface {
+    /// The tap's name, if vm.conf gives one.
+    pub ifname: Option<String>,
+    pub lladdr: Option<[u8; 6]>,
+    pub locked: bool,
+    pub local: bool,
+    /// The switch's bridge interface, for `switch` members.
+    pub bridge: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Vm {
     pub id: u32,
@@ -44,6 +58,7 @@ pub struct Vm {
     /// A boot image vmctl passed as an open file.
     pub boot_fd: Option<OwnedFd>,
     pub disks: Vec<(PathBuf, ImageFormat)>,
+    pub ifaces: Vec<Iface>,
     pub uid: u32,
     pub gid: Option<u32>,
     pub state: State,
@@ -56,7 +71,7 @@ pub struct Vm {
 }
 
 impl Vm {
-    fn from_config(id: u32, c: &VmConfig) -> Vm {
+    fn from_config(id: u32, c: &VmConfig, config: &Config) -> Vm {
         Vm {
             id,
             name: c.name.clone(),
@@ -74,6 +89,23 @@ impl Vm {
                         DiskFormat::Qcow2 => ImageFormat::Qcow2,
                     };
                     (PathBuf::from(&d.path), f)
+                })
+                .collect(),
+            ifaces: c
+                .interfaces
+                .iter()
+                .map(|i| Iface {
+                    ifname: i.ifname.clone(),
+                    lladdr: i.lladdr,
+                    locked: i.locked,
+                    local: i.local,
+                    bridge: i.switch.as_ref().and_then(|name| {
+                        config
+                            .switches
+                            .iter()
+                            .find(|s| &s.name == name)
+                            .map(|s| s.ifname.clone())
+                    }),
                 })
                 .collect(),
             uid: c.owner.uid,
@@ -150,6 +182,8 @@ pub enum StartError {
     Disk(#[from] devices::disk::DiskError),
     #[error("could not open a console: {0}")]
     Tty(std::io::Error),
+    #[error("could not open a tap: {0}")]
+    Tap(std::io::Error),
 }
 
 impl StartError {
@@ -160,7 +194,9 @@ impl StartError {
             StartError::Invalid(_) => libc::EINVAL,
             StartError::BiosMissing { .. } => VMD_BIOS_MISSING,
             StartError::DiskMissing { .. } | StartError::Disk(_) => VMD_DISK_MISSING,
-            StartError::Tty(source) => source.raw_os_error().unwrap_or(libc::EIO),
+            StartError::Tty(source) | StartError::Tap(source) => {
+                source.raw_os_error().unwrap_or(libc::EIO)
+            }
         }
     }
 }
@@ -171,6 +207,10 @@ pub struct StartPlan {
     pub boot: OwnedFd,
     /// Per disk, the image then its backing chain.
     pub disks: Vec<Vec<OwnedFd>>,
+    /// Per interface, the tap.
+    pub taps: Vec<OwnedFd>,
+    /// Host-side set-up for the priv process: (imsg type, vmop_ifreq).
+    pub host_ops: Vec<(u32, Vec<u8>)>,
     pub tty: OwnedFd,
 }
 
@@ -178,14 +218,27 @@ pub struct StartPlan {
 pub struct VmTable {
     pub vms: Vec<Vm>,
     next_id: u32,
+    /// `local prefix`, where local interfaces take their addresses.
+    pub prefix: devices::dhcp::LocalPrefix,
 }
 
 impl VmTable {
     pub fn from_config(config: &Config) -> VmTable {
         let mut t = VmTable::default();
+        if let Some(p) = config.globals.local_prefix {
+            let mask = if p.len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(p.len.min(32)))
+            };
+            t.prefix = devices::dhcp::LocalPrefix {
+                addr: p.addr,
+                mask: std::net::Ipv4Addr::from(mask),
+            };
+        }
         for c in config.vms.iter().filter(|c| c.parent.is_none()) {
             let id = t.alloc_id();
-            t.vms.push(Vm::from_config(id, c));
+            t.vms.push(Vm::from_config(id, c, config));
         }
         t
     }
@@ -261,6 +314,14 @@ impl VmTable {
             boot: None,
             boot_fd,
             disks,
+            ifaces: (0..usize::try_from(p.vmc_nnics)
+                .unwrap_or(0)
+                .min(VM_MAX_NICS_PER_VM))
+                .map(|i| Iface {
+                    local: p.vmc_ifflags[i] & VMIFF_LOCAL != 0,
+                    ..Default::default()
+                })
+                .collect(),
             uid,
             gid: None,
             state: State::Stopped,
@@ -333,15 +394,74 @@ impl VmTable {
             params.vmc_diskbases[i] = fds.len() as u32;
             disks.push(fds);
         }
+        let mut taps = Vec::with_capacity(vm.ifaces.len());
+        let mut host_ops = Vec::new();
+        params.vmc_nnics = vm.ifaces.len() as u64;
+        for (i, iface) in vm.ifaces.iter().enumerate().take(VM_MAX_NICS_PER_VM) {
+            let (fd, tap) = crate::sys::open_tap(iface.ifname.as_deref().unwrap_or("tap%d"))
+                .map_err(StartError::Tap)?;
+            let mac = iface.lladdr.unwrap_or_else(|| random_mac(vm.id, i));
+            params.vmc_macs[i] = mac;
+            params.vmc_ifflags[i] = VMIFF_UP
+                | if iface.locked { VMIFF_LOCKED } else { 0 }
+                | if iface.local { VMIFF_LOCAL } else { 0 };
+            params.vmc_ifnames[i] = c_string(&tap).unwrap_or([0; 16]);
+            use crate::imsg_types::*;
+            use crate::privops::encode_ifreq;
+            let descr = format!("vm{}-if{}-{}", vm.id, i, vm.name);
+            host_ops.push((
+                IMSG_VMDOP_PRIV_IFDESCR,
+                encode_ifreq(vm.id, &tap, &descr, None),
+            ));
+            if let Some(bridge) = &iface.bridge {
+                host_ops.push((
+                    IMSG_VMDOP_PRIV_IFEXISTS,
+                    encode_ifreq(vm.id, bridge, "", None),
+                ));
+                host_ops.push((
+                    IMSG_VMDOP_PRIV_IFADD,
+                    encode_ifreq(vm.id, bridge, &tap, None),
+                ));
+                host_ops.push((IMSG_VMDOP_PRIV_IFUP, encode_ifreq(vm.id, bridge, "", None)));
+            }
+            if iface.local {
+                let host = devices::dhcp::local_address(&self.prefix, vm.id, i as u32, false)
+                    .ok_or_else(|| {
+                        StartError::Invalid(format!("no local address for vm {} if {i}", vm.id))
+                    })?;
+                let mask = std::net::IpAddr::from(std::net::Ipv4Addr::new(255, 255, 255, 254));
+                host_ops.push((
+                    IMSG_VMDOP_PRIV_IFADDR,
+                    encode_ifreq(vm.id, &tap, "", Some((host.into(), mask))),
+                ));
+            }
+            host_ops.push((IMSG_VMDOP_PRIV_IFUP, encode_ifreq(vm.id, &tap, "", None)));
+            taps.push(fd);
+        }
         let (tty, name) = open_pty(vm.uid).map_err(StartError::Tty)?;
         vm.tty = name;
         Ok(StartPlan {
             params,
             boot,
             disks,
+            taps,
+            host_ops,
             tty,
         })
     }
+}
+
+/// A locally administered MAC for an interface vm.conf gives none, as
+/// vmd makes them: fe:e1:ba:d0 and two random bytes.
+fn random_mac(vmid: u32, idx: usize) -> [u8; 6] {
+    let mut r = [0u8; 2];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r))
+        .is_err()
+    {
+        r = [vmid as u8, idx as u8];
+    }
+    [0xfe, 0xe1, 0xba, 0xd0, r[0], r[1]]
 }
 
 /// The boot image: the configured one, else vmd's default firmware, else

@@ -279,6 +279,69 @@ fn vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci() {
 }
 
 #[test]
+fn a_local_interface_gets_a_tap_with_the_host_address() {
+    if !root_and_kvm("a_local_interface_gets_a_tap_with_the_host_address") {
+        return;
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        println!("SKIPPED: a_local_interface_gets_a_tap_with_the_host_address: no /dev/net/tun");
+        return;
+    }
+    // vmd runs in a network namespace of its own: its taps live there.
+    let ns = format!("vmdt-life-{}", std::process::id());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Ns(ns);
+    let guest = build_guest();
+    let image = guest.dir.join("bsdisk.img");
+    let conf = guest.dir.join("vm.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "vm \"net\" {{\n\tmemory 64M\n\tdisk \"{}\"\n\tlocal interface tap77 {{ locked lladdr }}\n}}\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let sock = guest.dir.join("vmd.sock");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(env!("CARGO_BIN_EXE_vmd"))
+        .args(["-d", "-f"])
+        .arg(&conf)
+        .env("VMD_CONTROL_SOCKET", &sock)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, sock };
+    wait_for("the control socket", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
+    });
+    wait_for("vm net to run", Duration::from_secs(10), || {
+        status_of(&d, "net").is_some_and(|c| c[7] == "running")
+    });
+    // The tap, up, with vmd's host address for vm 1, interface 0.
+    let mut shown = String::new();
+    wait_for("tap77 to be set up", Duration::from_secs(5), || {
+        let out = Command::new("ip")
+            .args(["-n", &ns.0, "addr", "show", "dev", "tap77"])
+            .output()
+            .unwrap();
+        shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        shown.contains("inet 100.64.1.2/31") && shown.contains(",UP")
+    });
+    let _ = vmctl(&d, &["stop", "-f", "net"]);
+}
+
+#[test]
 fn staggered_start_starts_vms_in_batches() {
     if !root_and_kvm("staggered_start_starts_vms_in_batches") {
         return;

@@ -4,7 +4,7 @@
 //! goes away.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,13 +15,16 @@ use devices::irq::IrqLine;
 use devices::memory::GuestMemory;
 use devices::pci::PciBarHandler;
 use devices::virtio::blk::Blk;
+use devices::virtio::net::{NetBackend, VirtioNet, RXQ};
 use devices::virtio::pci::{Layout, VirtioPci};
 use devices::virtio::VirtioDevice;
 use imsg::{ImsgBuf, ReadStatus};
 use vmm_sys::Wire;
 
 use super::{new_msg, viodev_msg, DeviceProcError};
-use crate::abi::imsg_types::{IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM, IMSG_VMDOP_UNPAUSE_VM};
+use crate::abi::imsg_types::{
+    IMSG_DEVOP_HOSTMAC, IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM, IMSG_VMDOP_UNPAUSE_VM,
+};
 use crate::abi::viodev_msg::*;
 use crate::abi::virtio_dev::{VMD_DEVTYPE_DISK, VMD_DEVTYPE_NET, VMD_DEVTYPE_SCSI};
 use crate::abi::vmop::{VMDF_QCOW2, VMDF_RAW};
@@ -59,6 +62,80 @@ impl PendingIrq {
             Some(false) => INTR_STATE_DEASSERT,
             None => INTR_STATE_NOOP,
         }
+    }
+}
+
+/// A device model as its process runs it: register accesses, plus an
+/// optional fd (the tap) to read from when it is readable.
+trait DeviceModel {
+    fn bar_read(&mut self, offset: u16, size: AccessSize) -> u32;
+    fn bar_write(&mut self, offset: u16, size: AccessSize, value: u32);
+    /// An fd to poll for input, while the device can take input.
+    fn input_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// The input fd is readable.
+    fn on_input(&mut self) {}
+    /// IMSG_DEVOP_HOSTMAC from the vm process.
+    fn set_host_mac(&mut self, _mac: [u8; 6]) {}
+}
+
+impl DeviceModel for VirtioPci<Blk> {
+    fn bar_read(&mut self, offset: u16, size: AccessSize) -> u32 {
+        PciBarHandler::bar_read(self, 0, offset, size)
+    }
+    fn bar_write(&mut self, offset: u16, size: AccessSize, value: u32) {
+        PciBarHandler::bar_write(self, 0, offset, size, value)
+    }
+}
+
+/// The guest's frames go to the tap; a frame that does not fit the tap
+/// right now is dropped and counted by the device, as a full link drops.
+struct TapWriter(File);
+
+impl NetBackend for TapWriter {
+    fn transmit(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.0.write(frame).map(drop)
+    }
+}
+
+/// vionet: the device model, and the tap it reads frames for the guest
+/// from. The tap is only read while the device can queue a frame, so
+/// frames wait in the tap instead of being dropped here.
+struct NetModel {
+    pci: VirtioPci<VirtioNet<TapWriter>>,
+    tap: File,
+    buf: Vec<u8>,
+}
+
+impl DeviceModel for NetModel {
+    fn bar_read(&mut self, offset: u16, size: AccessSize) -> u32 {
+        PciBarHandler::bar_read(&mut self.pci, 0, offset, size)
+    }
+    fn bar_write(&mut self, offset: u16, size: AccessSize, value: u32) {
+        PciBarHandler::bar_write(&mut self.pci, 0, offset, size, value)
+    }
+    fn input_fd(&self) -> Option<RawFd> {
+        self.pci
+            .device()
+            .can_receive()
+            .then(|| self.tap.as_raw_fd())
+    }
+    fn on_input(&mut self) {
+        while self.pci.device().can_receive() {
+            match self.tap.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let frame = self.buf[..n].to_vec();
+                    self.pci.device_mut().receive(frame);
+                }
+                Err(_) => break,
+            }
+        }
+        self.pci.service_queue(RXQ);
+    }
+    fn set_host_mac(&mut self, mac: [u8; 6]) {
+        self.pci.device_mut().set_host_mac(mac);
     }
 }
 
@@ -139,9 +216,10 @@ fn run(args: &DeviceArgs, raw: &mut File, sync: &mut ImsgBuf) -> Result<(), Fail
     let async_fd = inherited(dev.async_fd, "async channel").map_err(fail(libc::EBADF))?;
 
     let irq = Arc::new(PendingIrq::default());
-    let mut device: Box<dyn PciBarHandler> = match dev.dev_type {
+    let mut device: Box<dyn DeviceModel> = match dev.dev_type {
         VMD_DEVTYPE_DISK => Box::new(block_device(&dev, &vm, mem, irq.clone())?),
-        VMD_DEVTYPE_NET | VMD_DEVTYPE_SCSI => {
+        VMD_DEVTYPE_NET => Box::new(net_device(&dev, &vm, mem, irq.clone())?),
+        VMD_DEVTYPE_SCSI => {
             return Err((
                 libc::EOPNOTSUPP,
                 DeviceProcError::Protocol(format!(
@@ -167,6 +245,67 @@ fn run(args: &DeviceArgs, raw: &mut File, sync: &mut ImsgBuf) -> Result<(), Fail
             .map_err(fail(libc::EIO))?;
     }
     serve(sync, &mut events, &mut *device, &irq).map_err(fail(libc::EIO))
+}
+
+fn net_device(
+    dev: &VirtioDev,
+    vm: &VmdVm,
+    mem: GuestMemory,
+    irq: Arc<PendingIrq>,
+) -> Result<NetModel, Failure> {
+    let net = dev.dev.vionet();
+    let tap = File::from(inherited(net.data_fd, "tap").map_err(fail(libc::EBADF))?);
+    let nonblocking = |f: &File| {
+        // SAFETY: fcntl on an open fd.
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        // SAFETY: as above.
+        flags != -1
+            && unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } != -1
+    };
+    if !nonblocking(&tap) {
+        return Err((
+            libc::EIO,
+            DeviceProcError::Io {
+                what: "tap",
+                source: std::io::Error::last_os_error(),
+            },
+        ));
+    }
+    let writer = tap
+        .try_clone()
+        .map_err(DeviceProcError::io("dup tap"))
+        .map_err(fail(libc::EIO))?;
+    let dhcp = (net.local != 0).then(|| {
+        let p = &net.local_prefix;
+        let prefix = devices::dhcp::LocalPrefix {
+            addr: std::net::Ipv4Addr::from(p.lp_in),
+            mask: std::net::Ipv4Addr::from(p.lp_mask),
+        };
+        let name =
+            String::from_utf8_lossy(vmm_sys::wire::c_str(&vm.vm_params.vmc_name)).into_owned();
+        devices::dhcp::DhcpServer {
+            mac: net.mac,
+            host_mac: net.hostmac,
+            prefix,
+            vmid: vm.vm_vmid,
+            idx: net.idx,
+            netboot_hostname: (net.pxeboot != 0).then_some(name),
+            netboot: net.pxeboot != 0,
+        }
+    });
+    log::debug!(
+        "vionet{}: lladdr {:02x?}{}{}",
+        net.idx,
+        net.mac,
+        if net.lockedmac != 0 { ", locked" } else { "" },
+        if net.local != 0 { ", local" } else { "" }
+    );
+    let model = VirtioNet::new(net.mac, net.lockedmac != 0, dhcp, TapWriter(writer));
+    Ok(NetModel {
+        pci: VirtioPci::new(model, Layout::Modern, mem, irq),
+        tap,
+        buf: vec![0u8; devices::virtio::net::VIONET_MAX_TXLEN],
+    })
 }
 
 fn block_device(
@@ -220,10 +359,11 @@ fn block_device(
 fn serve(
     sync: &mut ImsgBuf,
     events: &mut ImsgBuf,
-    device: &mut dyn PciBarHandler,
+    device: &mut dyn DeviceModel,
     irq: &PendingIrq,
 ) -> Result<(), DeviceProcError> {
     loop {
+        let input = device.input_fd();
         let mut fds = [
             libc::pollfd {
                 fd: sync.as_fd().as_raw_fd(),
@@ -235,9 +375,14 @@ fn serve(
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: input.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: poll on two valid pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } == -1 {
+        // SAFETY: poll on three pollfds (a negative fd is ignored).
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) } == -1 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -284,17 +429,39 @@ fn serve(
                 match msg.type_() {
                     IMSG_VMDOP_PAUSE_VM => log::debug!("pausing"),
                     IMSG_VMDOP_UNPAUSE_VM => log::debug!("unpausing"),
+                    IMSG_DEVOP_HOSTMAC => match <[u8; 6]>::try_from(&msg.data[..]) {
+                        Ok(mac) => device.set_host_mac(mac),
+                        Err(_) => log::warn!("async channel: bad host MAC"),
+                    },
                     t => log::warn!("async channel: unhandled imsg type {t}"),
                 }
             }
         }
+        if fds[2].revents != 0 {
+            device.on_input();
+            kick(events, irq)?;
+        }
     }
+}
+
+/// Sends the interrupt change the last operation made, if any, as a KICK.
+fn kick(events: &mut ImsgBuf, irq: &PendingIrq) -> Result<(), DeviceProcError> {
+    let state = irq.take();
+    if state == INTR_STATE_NOOP {
+        return Ok(());
+    }
+    let mut kick = new_msg(VIODEV_MSG_KICK);
+    kick.state = state;
+    events
+        .compose(IMSG_DEVOP_MSG, 0, 0, None, &kick.to_bytes())
+        .and_then(|()| events.flush())
+        .map_err(DeviceProcError::imsg("send kick"))
 }
 
 fn handle_io(
     sync: &mut ImsgBuf,
     events: &mut ImsgBuf,
-    device: &mut dyn PciBarHandler,
+    device: &mut dyn DeviceModel,
     irq: &PendingIrq,
     m: &ViodevMsg,
 ) -> Result<(), DeviceProcError> {
@@ -304,7 +471,7 @@ fn handle_io(
             let mut reply = new_msg(VIODEV_MSG_IO_READ);
             reply.reg = m.reg;
             reply.io_sz = m.io_sz;
-            reply.data = device.bar_read(0, m.reg, size);
+            reply.data = device.bar_read(m.reg, size);
             reply.data_valid = 1;
             reply.state = irq.take();
             sync.compose(IMSG_DEVOP_MSG, 0, 0, None, &reply.to_bytes())
@@ -312,17 +479,8 @@ fn handle_io(
                 .map_err(DeviceProcError::imsg("sync reply"))
         }
         (VIODEV_MSG_IO_WRITE, Some(size)) => {
-            device.bar_write(0, m.reg, size, m.data);
-            let state = irq.take();
-            if state == INTR_STATE_NOOP {
-                return Ok(());
-            }
-            let mut kick = new_msg(VIODEV_MSG_KICK);
-            kick.state = state;
-            events
-                .compose(IMSG_DEVOP_MSG, 0, 0, None, &kick.to_bytes())
-                .and_then(|()| events.flush())
-                .map_err(DeviceProcError::imsg("send kick"))
+            device.bar_write(m.reg, size, m.data);
+            kick(events, irq)
         }
         (VIODEV_MSG_IO_READ, None) => {
             // Answer anyway so the vcpu does not wait for nothing.

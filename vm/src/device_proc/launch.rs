@@ -270,6 +270,9 @@ fn read_reply(sync: &mut ImsgBuf, name: &str) -> Result<imsg::Imsg, DeviceProcEr
     }
 }
 
+/// The shared handle to a device process's registers.
+pub type RemoteRegistersHandle = Arc<Mutex<RemoteRegisters>>;
+
 /// The device's I/O BAR, served by the device process.
 pub struct RemoteRegisters {
     sync: ImsgBuf,

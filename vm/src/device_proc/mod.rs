@@ -24,7 +24,9 @@ pub mod launch;
 use crate::abi::viodev_msg::ViodevMsg;
 use vmm_sys::Wire;
 
-pub use launch::{launch, DeviceHandle, DeviceProcess, LaunchSpec};
+pub use launch::{
+    launch, DeviceHandle, DeviceProcess, LaunchSpec, RemoteRegisters, RemoteRegistersHandle,
+};
 
 /// How long the vm process waits for a device's answer before it gives
 /// the device up for dead.
@@ -150,4 +152,31 @@ pub fn vioblk_dev(
     blk.seg_max = devices::virtio::blk::VIOBLK_SEG_MAX_DEFAULT;
     dev.dev.set_vioblk(&blk);
     Ok(dev)
+}
+
+/// The `struct virtio_dev` of vionet number `idx` on the tap `tap_fd`, as
+/// the seed's virtio_init fills it from the VM's parameters.
+pub fn vionet_dev(
+    idx: u32,
+    tap_fd: std::os::fd::RawFd,
+    vm: &crate::abi::VmdVm,
+    local_prefix: &crate::abi::LocalPrefix,
+) -> crate::abi::VirtioDev {
+    use crate::abi::vmop::{VMBOOTDEV_NET, VMIFF_LOCAL, VMIFF_LOCKED};
+    let p = &vm.vm_params;
+    let i = idx as usize;
+    let mut dev = crate::abi::VirtioDev::zeroed();
+    dev.dev_type = crate::abi::virtio_dev::VMD_DEVTYPE_NET;
+    dev.device_id = devices::virtio::DEVICE_NETWORK;
+    let mut net = dev.dev.vionet();
+    net.data_fd = tap_fd;
+    net.mac = p.vmc_macs.get(i).copied().unwrap_or_default();
+    let flags = p.vmc_ifflags.get(i).copied().unwrap_or_default();
+    net.lockedmac = i32::from(flags & VMIFF_LOCKED != 0);
+    net.local = i32::from(flags & VMIFF_LOCAL != 0);
+    net.pxeboot = i32::from(idx == 0 && p.vmc_bootdevice == VMBOOTDEV_NET);
+    net.local_prefix = *local_prefix;
+    net.idx = idx;
+    dev.dev.set_vionet(&net);
+    dev
 }

@@ -85,3 +85,26 @@ pub fn open_hypervisor() -> io::Result<std::os::fd::OwnedFd> {
         .open("/dev/vmm")?;
     Ok(f.into())
 }
+
+/// Opens tap(4) `name`, or with "tap%d" the first free one, as vmd's
+/// opentap: returns the fd and the interface's name.
+pub fn open_tap(name: &str) -> io::Result<(std::os::fd::OwnedFd, String)> {
+    let open = |n: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/{n}"))
+            .map(|f| (std::os::fd::OwnedFd::from(f), n.to_string()))
+    };
+    if name != "tap%d" {
+        return open(name);
+    }
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    for i in 0..256 {
+        match open(&format!("tap{i}")) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

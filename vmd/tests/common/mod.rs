@@ -238,6 +238,7 @@ pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
             memory: 512 << 20,
             bios: std::fs::read(SEABIOS).unwrap(),
             disks: vec![device],
+            nics: Vec::new(),
             console: Box::new(console.clone()),
             console_input: None,
             firmware_log: Some(Box::new(firmware.clone())),
