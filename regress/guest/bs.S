@@ -10,7 +10,8 @@
  * DATA_SECTORS and WRITE_LBA. With --defsym REBOOT_ONCE=1 the guest
  * triple-faults instead of halting on its first boot (when WRITE_LBA does
  * not hold its pattern yet), so a VMM that reboots it shows every marker
- * twice, the second time ending with BS-SECOND-BOOT and a halt.
+ * twice, the second time ending with BS-SECOND-BOOT and a halt. With
+ * REBOOT_ALWAYS=1 as well it triple-faults on every boot.
  */
         .code16
         .text
@@ -286,8 +287,10 @@ tick_test:
         movb    $0x31, %al
         outb    %al, $0xf4
 .ifdef REBOOT_ONCE
+.ifndef REBOOT_ALWAYS
         cmpb    $0, second_boot
         jne     stop
+.endif
         movw    $msg_reboot, %si
         call    print
         movw    $0x3fd, %dx

@@ -3,6 +3,7 @@
 #   bsdisk.img    16 MiB raw disk: bs.S in LBA 0.., the data area at DATA_LBA
 #   bsdisk.qcow2  the same disk as qcow2 (qemu-img convert)
 #   bsreboot.img  the same guest built to triple-fault on its first boot
+#   bsloop.img    and one that triple-faults on every boot
 #   bs-data.bin   the data area (2048 lines "vmdbsdata%06x\n")
 #   bs.env        shell variables the tests read: data LBA, write LBA, sums
 # Needs as, ld (binutils), perl and qemu-img; .ci/install-deps installs them.
@@ -33,6 +34,7 @@ assemble() { # name, extra as options
 }
 assemble bs
 assemble bsreboot --defsym REBOOT_ONCE=1
+assemble bsloop --defsym REBOOT_ONCE=1 --defsym REBOOT_ALWAYS=1
 
 perl -e 'printf "vmdbsdata%06x\n", $_ for 0 .. 2047' > "$out/bs-data.bin"
 sum=$(perl -e 'local $/; my $s = 0; $s = ($s + $_) % 4294967296 for unpack("V*", <STDIN>); printf "%08x", $s' \
@@ -46,6 +48,9 @@ qemu-img convert -f raw -O qcow2 "$out/bsdisk.img" "$out/bsdisk.qcow2"
 rm -f "$out/bsreboot.img"
 cp --sparse=always "$out/bsdisk.img" "$out/bsreboot.img"
 dd if="$tmp/bsreboot.bin" of="$out/bsreboot.img" conv=notrunc status=none
+rm -f "$out/bsloop.img"
+cp --sparse=always "$out/bsdisk.img" "$out/bsloop.img"
+dd if="$tmp/bsloop.bin" of="$out/bsloop.img" conv=notrunc status=none
 
 cat > "$out/bs.env" <<ENV
 BS_DATA_LBA=$DATA_LBA

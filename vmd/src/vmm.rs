@@ -52,6 +52,8 @@ struct RunningVm {
     chan: ImsgBuf,
     files: Files,
     starts: Vec<Instant>,
+    /// Restarts in a row that came too soon after the one before.
+    quick_restarts: usize,
     /// The guest or the parent asked for a reboot; restart on exit.
     reboot: bool,
 }
@@ -299,6 +301,7 @@ impl Vmm {
             chan,
             files,
             starts: vec![Instant::now()],
+            quick_restarts: 0,
             reboot: false,
         };
         poll.registry().register(
@@ -448,11 +451,16 @@ impl Vmm {
             let _ = poll.registry().deregister(&mut vm.chan);
             let reboot = vm.reboot || code == Some(libc::EAGAIN);
             if reboot {
+                // As vmd: restarts that come sooner than VM_START_RATE_SEC
+                // after the last start are counted; too many in a row stop
+                // the VM.
                 let now = Instant::now();
-                vm.starts
-                    .retain(|t| now.duration_since(*t) < Duration::from_secs(VM_START_RATE_SEC));
-                if vm.starts.len() >= VM_START_RATE_LIMIT {
-                    log::warn!("{}: vm {id} restarted too fast, stopping it", vm.name);
+                let quick = vm.starts.last().is_some_and(|t| {
+                    now.duration_since(*t) < Duration::from_secs(VM_START_RATE_SEC)
+                });
+                vm.quick_restarts = if quick { vm.quick_restarts + 1 } else { 0 };
+                if vm.quick_restarts >= VM_START_RATE_LIMIT {
+                    log::warn!("{}: vm {id} restarted too quickly, stopping it", vm.name);
                 } else {
                     log::info!("{}: vm {id} rebooting", vm.name);
                     match self.exec_vm(id, &vm.files) {
@@ -460,7 +468,7 @@ impl Vmm {
                             vm.chan = chan;
                             vm.child = child;
                             vm.reboot = false;
-                            vm.starts.push(now);
+                            vm.starts = vec![now];
                             if poll
                                 .registry()
                                 .register(

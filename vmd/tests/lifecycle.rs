@@ -464,6 +464,31 @@ fn triple_fault_reboots_the_vm() {
 }
 
 #[test]
+fn a_reboot_loop_is_stopped() {
+    if !root_and_kvm("a_reboot_loop_is_stopped") {
+        return;
+    }
+    let guest = build_guest();
+    let image = guest.dir.join("bsloop.img");
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "vm \"loop\" {{\n\tmemory 64M\n\tdisk \"{}\"\n}}\n",
+            image.display()
+        ),
+    );
+    let (_, output) = attach(&d, "loop");
+    // Each boot restarts quickly: after the third, vmd gives up.
+    wait_for(
+        "vmd to stop the reboot loop",
+        Duration::from_secs(60),
+        || status_of(&d, "loop").is_some_and(|c| c[7] == "stopped"),
+    );
+    let text = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    assert_eq!(text.matches("BS-REBOOT").count(), 3, "{text}");
+}
+
+#[test]
 fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     if skip_without_kvm("vm_from_vm_conf_runs_pauses_and_stops_under_vmd") {
         return;
