@@ -211,7 +211,26 @@ fn main() -> ExitCode {
         Ok(e) => e,
         Err(e) => logging::fatalx(&e.to_string()),
     };
-    match parent::run(&exe.to_string_lossy(), &passthrough(&args), &config) {
+    let reparse = |file: Option<&str>| {
+        let mut options = parse_options(&args);
+        if let Some(f) = file {
+            options.path = f.to_string();
+            options.is_default_path = false;
+        }
+        let parsed = config::parse(&options, &mut SystemHost);
+        for d in &parsed.diagnostics {
+            if let Diagnostic::Error(e) = d {
+                log::warn!("{e}");
+            }
+        }
+        parsed.config
+    };
+    match parent::run(
+        &exe.to_string_lossy(),
+        &passthrough(&args),
+        &config,
+        &reparse,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => logging::fatalx(&e.to_string()),
     }

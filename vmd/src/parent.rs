@@ -24,6 +24,10 @@ use crate::proc::{self, ChildProc, ProcId};
 use crate::sys;
 use crate::vms::{State, VmTable};
 
+/// vmd.h: what `vmctl reset` resets.
+const CONFIG_VMS: u32 = 0x01;
+const CONFIG_ALL: u32 = 0xff;
+
 /// vmd.h: seconds between batches of VMs started at launch.
 const STAGGERED_START_DELAY: u64 = 30;
 
@@ -56,7 +60,10 @@ impl Router<'_> {
     }
 }
 
-pub fn run(exe: &str, args: &[String], config: &Config) -> io::Result<()> {
+/// Parses vm.conf again (`None`) or another file (`load`).
+pub type Reparse<'a> = &'a dyn Fn(Option<&str>) -> Option<Config>;
+
+pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) -> io::Result<()> {
     let signals = sys::SignalPipe::install(&[
         libc::SIGTERM,
         libc::SIGINT,
@@ -164,7 +171,7 @@ pub fn run(exe: &str, args: &[String], config: &Config) -> io::Result<()> {
                 index: &index,
             };
             for m in msgs {
-                dispatch(src, m, &mut r, &mut vms);
+                dispatch(src, m, &mut r, &mut vms, reparse);
             }
         }
         for c in children.iter_mut() {
@@ -192,7 +199,7 @@ fn drain(chan: &mut ImsgBuf) -> imsg::Result<Option<Vec<Imsg>>> {
     Ok(Some(out))
 }
 
-fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable) {
+fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, reparse: Reparse<'_>) {
     let peer = m.hdr.peerid;
     let no_groups = |_: u32, _: u32| false;
     match (src, m.hdr.type_) {
@@ -421,15 +428,47 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable) {
             }
             r.send(ProcId::Control, t, peer, None, &m.data);
         }
-        (ProcId::Control, t @ (IMSG_CTL_RESET | IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD)) => {
-            log::warn!("parent: request {t} not supported yet");
-            r.send(
-                ProcId::Control,
-                IMSG_CTL_FAIL,
-                peer,
-                None,
-                &libc::ENOSYS.to_ne_bytes(),
-            );
+        (ProcId::Control, t @ (IMSG_VMDOP_LOAD | IMSG_VMDOP_RELOAD)) => {
+            // reload: vm.conf again; load: another file on top.
+            let file = (t == IMSG_VMDOP_LOAD)
+                .then(|| String::from_utf8_lossy(c_str(&m.data)).into_owned());
+            match reparse(file.as_deref()) {
+                Some(config) => {
+                    log::info!(
+                        "vmd_reload: {}",
+                        file.as_deref().unwrap_or("reloading configuration")
+                    );
+                    for id in vms.merge(&config, file.is_none()) {
+                        start_vm(vms, r, id, None);
+                    }
+                    r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
+                }
+                None => {
+                    r.send(
+                        ProcId::Control,
+                        IMSG_CTL_FAIL,
+                        peer,
+                        None,
+                        &libc::EINVAL.to_ne_bytes(),
+                    );
+                }
+            }
+        }
+        (ProcId::Control, IMSG_CTL_RESET) => {
+            // reset vms (or all): every VM stops at once; VMs vmctl made
+            // are forgotten when they have stopped.
+            let mode = m.get::<u32>().unwrap_or(CONFIG_ALL);
+            if mode & CONFIG_VMS != 0 {
+                log::info!("vmd_reload: resetting vms");
+                for vm in vms.vms.iter().filter(|v| v.is_running()) {
+                    let mut vid = vec![0u8; VMOP_ID_SIZE];
+                    vid[0..4].copy_from_slice(&vm.id.to_ne_bytes());
+                    vid[72..76].copy_from_slice(&VMOP_FORCE.to_ne_bytes());
+                    r.send(ProcId::Vmm, IMSG_VMDOP_TERMINATE_VM_REQUEST, 0, None, &vid);
+                }
+                vms.vms.retain(|v| v.from_config || v.is_running());
+            }
+            r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
         }
         (_, IMSG_VMDOP_DONE) => {}
         (src, t) => log::debug!("parent: unexpected imsg {t} from {}", src.title()),

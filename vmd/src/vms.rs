@@ -243,6 +243,42 @@ impl VmTable {
         t
     }
 
+    /// Takes in a new configuration (reload, or load of another file):
+    /// VMs that are not running get their new definition, new VMs are
+    /// added, and with `replace` stopped VMs the file no longer has are
+    /// forgotten. Running VMs are left alone. Returns the ids of enabled
+    /// VMs that should start now.
+    pub fn merge(&mut self, config: &Config, replace: bool) -> Vec<u32> {
+        let fresh = VmTable::from_config(config);
+        if replace {
+            self.vms.retain(|v| {
+                v.is_running() || !v.from_config || config.vms.iter().any(|c| c.name == v.name)
+            });
+            self.prefix = fresh.prefix;
+        }
+        let mut start = Vec::new();
+        for mut new in fresh.vms {
+            match self.vms.iter_mut().find(|v| v.name == new.name) {
+                Some(old) if old.is_running() => {}
+                Some(old) => {
+                    new.id = old.id;
+                    *old = new;
+                    if !old.disabled {
+                        start.push(old.id);
+                    }
+                }
+                None => {
+                    new.id = self.alloc_id();
+                    if !new.disabled {
+                        start.push(new.id);
+                    }
+                    self.vms.push(new);
+                }
+            }
+        }
+        start
+    }
+
     fn alloc_id(&mut self) -> u32 {
         self.next_id += 1;
         self.next_id

@@ -464,6 +464,65 @@ fn triple_fault_reboots_the_vm() {
 }
 
 #[test]
+fn reload_load_and_reset() {
+    if !root_and_kvm("reload_load_and_reset") {
+        return;
+    }
+    let guest = build_guest();
+    let img = |n: &str| {
+        let p = guest.dir.join(format!("{n}.img"));
+        std::fs::copy(guest.dir.join("bsloop.img"), &p).unwrap();
+        p.display().to_string()
+    };
+    let (a, b, c) = (img("a"), img("b"), img("c"));
+    let d = start_vmd(
+        &guest.dir,
+        &format!("vm \"a\" {{\n\tdisable\n\tmemory 64M\n\tdisk \"{a}\"\n}}\n"),
+    );
+    assert_eq!(status_of(&d, "a").unwrap()[7], "stopped");
+    assert!(status_of(&d, "b").is_none());
+    // reload: vm.conf now also has b, enabled.
+    std::fs::write(
+        guest.dir.join("vm.conf"),
+        format!(
+            "vm \"a\" {{\n\tdisable\n\tmemory 64M\n\tdisk \"{a}\"\n}}\n\
+             vm \"b\" {{\n\tmemory 64M\n\tdisk \"{b}\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = vmctl(&d, &["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("vm b to run after reload", Duration::from_secs(10), || {
+        status_of(&d, "b").is_some_and(|c| c[7] == "running")
+    });
+    // load: another file adds c.
+    let other = guest.dir.join("other.conf");
+    std::fs::write(
+        &other,
+        format!("vm \"c\" {{\n\tmemory 64M\n\tdisk \"{c}\"\n}}\n"),
+    )
+    .unwrap();
+    let out = vmctl(&d, &["load", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("vm c to run after load", Duration::from_secs(10), || {
+        status_of(&d, "c").is_some_and(|c| c[7] == "running")
+    });
+    // reset vms: everything stops.
+    let out = vmctl(&d, &["reset", "vms"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("every vm to stop", Duration::from_secs(10), || {
+        ["b", "c"]
+            .iter()
+            .all(|n| status_of(&d, n).is_some_and(|c| c[7] == "stopped"))
+    });
+    // A broken file is refused and changes nothing.
+    std::fs::write(&other, "vm {\n").unwrap();
+    let out = vmctl(&d, &["load", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(status_of(&d, "a").is_some());
+}
+
+#[test]
 fn a_reboot_loop_is_stopped() {
     if !root_and_kvm("a_reboot_loop_is_stopped") {
         return;
