@@ -730,6 +730,25 @@ fn malformed_chains_fail_alone() {
     assert_eq!(cd.chain(2, &descs), Some((0, 108 + 2048)));
     let r = ResponseHeader::parse(&mem.read_array(RESP).unwrap());
     assert_eq!((r.response, r.status, r.residual), (0, 0, 0));
+    // Found with the fuzzer's harness: the writable part is one byte
+    // stream, so a response buffer shorter than 108 bytes runs on into the
+    // data buffer, which then holds less than one block: refused.
+    assert_eq!(
+        cd.chain(
+            2,
+            &[
+                (REQ, 51, F_NEXT),
+                (RESP, 100, F_NEXT | F_WRITE),
+                (DATA, 2048, F_WRITE)
+            ]
+        ),
+        Some((0, 108))
+    );
+    let mut hdr = [0u8; 108];
+    mem.read(RESP, &mut hdr[..100]).unwrap();
+    mem.read(DATA, &mut hdr[100..]).unwrap();
+    let r = ResponseHeader::parse(&hdr);
+    assert_eq!((r.status, r.sense[12], r.residual), (2, 0x24, 2040));
     // Data-out buffers are only read: a READ with data-out but no data-in
     // is too short, and the readable buffer keeps its bytes.
     mem.fill(OTHER, 2048, 0x77).unwrap();
