@@ -10,6 +10,7 @@ pub mod net;
 pub mod pci;
 pub mod queue;
 pub mod rnd;
+pub mod scsi;
 pub mod vmmci;
 
 pub use chain::{Chain, ChainError, ChainReader, ChainWriter, Descriptor};
