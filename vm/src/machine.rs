@@ -31,7 +31,7 @@ use devices::virtio::blk::{Blk, BlockBackend};
 use devices::virtio::pci::{self as vpci, Layout, VirtioPci};
 use devices::virtio::rnd::Rnd;
 use devices::virtio::vmmci::{Timer, VmStop, Vmmci, VmmciCommand, VmmciError};
-use devices::virtio::{DEVICE_BLOCK, DEVICE_NETWORK};
+use devices::virtio::{DEVICE_BLOCK, DEVICE_NETWORK, DEVICE_SCSI};
 
 use crate::device_proc::{DeviceHandle, DeviceProcError, DeviceProcess};
 use crate::hv::{HvError, Vcpu, VcpuRegState};
@@ -84,6 +84,8 @@ pub struct MachineConfig {
     pub disks: Vec<DiskDevice>,
     /// vionet device processes, in interface order.
     pub nics: Vec<DeviceProcess>,
+    /// The vioscsi device process for the CD-ROM, if there is one.
+    pub cdrom: Option<DeviceProcess>,
     /// Where the guest's COM1 output goes.
     pub console: Box<dyn SerialSink>,
     /// Where COM1 input comes from, if anywhere.
@@ -408,6 +410,10 @@ impl Machine {
             };
             first_disk.get_or_insert(id);
         }
+        let cdrom = match config.cdrom {
+            Some(process) => Some(attach_process(&mut pci, DEVICE_SCSI, process)?),
+            None => None,
+        };
         let _ = control.devices.set(handles);
         let vmmci_deadline = Deadline::default();
         let (_, vmmci) = vpci::attach(
@@ -436,6 +442,9 @@ impl Machine {
         let bootorder = match (config.boot_device, first_disk) {
             (BootDevice::Disk, Some(id)) => Some(format!("/pci@i0cf8/*@{id}\nHALT")),
             (BootDevice::Net, _) => Some("HALT".to_string()),
+            (BootDevice::Cdrom, _) => {
+                cdrom.map(|id| format!("/pci@i0cf8/*@{id}/*@0/*@0,40000100\nHALT"))
+            }
             _ => None,
         };
         let fw_cfg = Arc::new(Mutex::new(FwCfg::with_vmd_files(

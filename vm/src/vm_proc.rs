@@ -189,9 +189,22 @@ fn start_vm(
 
     let disks = launch_disks(args, vm, &mem)?;
     let nics = launch_nics(args, vm, prefix, &mem)?;
-    if p.vmc_cdrom[0] != 0 {
-        log::warn!("{name}: the cdrom is not supported by this vm process yet");
-    }
+    let cdrom = if vm.vm_cdrom >= 0 {
+        let process = device_proc::launch(LaunchSpec {
+            exe: &args.exe,
+            dev: device_proc::vioscsi_dev(vm.vm_cdrom),
+            vm,
+            mem: &mem,
+            data_fds: vec![vm.vm_cdrom],
+            vmm_fd: args.vmm_fd,
+            debug: args.debug,
+            verbose: args.verbose,
+        })
+        .map_err(|e| (libc::EIO, format!("failed to launch virtio device: {e}")))?;
+        Some(process)
+    } else {
+        None
+    };
 
     let console_in = tty
         .try_clone()
@@ -203,6 +216,7 @@ fn start_vm(
             bios: boot,
             disks,
             nics,
+            cdrom,
             console: Box::new(PtySink {
                 tty: File::from(tty),
                 dropped: 0,

@@ -149,6 +149,7 @@ mod bench {
                 bios: std::fs::read(SEABIOS).unwrap(),
                 disks: vec![disk],
                 nics: Vec::new(),
+                cdrom: None,
                 console: Box::new(console.clone()),
                 console_input: None,
                 firmware_log: None,

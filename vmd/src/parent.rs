@@ -523,6 +523,9 @@ fn start_vm(vms: &mut VmTable, r: &mut Router<'_>, id: u32, ctl: Option<u32>) {
             );
         }
     }
+    if let Some(cd) = plan.cdrom {
+        r.send(ProcId::Vmm, IMSG_VMDOP_START_VM_CDROM, id, Some(cd), &[]);
+    }
     for (i, tap) in plan.taps.into_iter().enumerate() {
         r.send(
             ProcId::Vmm,

@@ -42,6 +42,7 @@ struct Files {
     boot: OwnedFd,
     disks: Vec<Vec<OwnedFd>>,
     taps: Vec<Option<OwnedFd>>,
+    cdrom: Option<OwnedFd>,
     tty: Option<OwnedFd>,
     prefix: LocalPrefix,
 }
@@ -164,6 +165,7 @@ impl Vmm {
                         boot,
                         disks: Vec::new(),
                         taps: Vec::new(),
+                        cdrom: None,
                         tty: None,
                         prefix: LocalPrefix::vmd_default(),
                     },
@@ -186,6 +188,10 @@ impl Vmm {
                     _ => log::warn!("vmm: bad disk for vm {peer}"),
                 }
             }
+            IMSG_VMDOP_START_VM_CDROM => match (self.pending.get_mut(&peer), m.take_fd()) {
+                (Some(f), Some(fd)) => f.cdrom = Some(fd),
+                _ => log::warn!("vmm: bad cdrom for vm {peer}"),
+            },
             IMSG_VMDOP_START_VM_IF => {
                 let idx = m
                     .data_exact(4)
@@ -318,10 +324,13 @@ impl Vmm {
         vm.vm_params = files.params;
         vm.vm_vmid = id;
         vm.vm_kernel = files.boot.as_raw_fd();
-        vm.vm_cdrom = -1;
+        vm.vm_cdrom = files.cdrom.as_ref().map_or(-1, |c| c.as_raw_fd());
         vm.vm_tty = files.tty.as_ref().map_or(-1, |t| t.as_raw_fd());
         vm.vm_disks = [[-1; VM_MAX_BASE_PER_DISK]; VM_MAX_DISKS_PER_VM];
         let mut keep = vec![vm.vm_kernel];
+        if vm.vm_cdrom >= 0 {
+            keep.push(vm.vm_cdrom);
+        }
         for (i, chain) in files.disks.iter().enumerate() {
             for (j, fd) in chain.iter().enumerate() {
                 vm.vm_disks[i][j] = fd.as_raw_fd();

@@ -22,6 +22,8 @@ use crate::config::model::{Config, DiskFormat, VmConfig, VM_DEFAULT_MEMORY};
 /// vmd.h: start errors vmctl explains beyond errno values.
 pub const VMD_BIOS_MISSING: i32 = 1001;
 pub const VMD_DISK_MISSING: i32 = 1002;
+pub const VMD_CDROM_MISSING: i32 = 1005;
+pub const VMD_CDROM_INVALID: i32 = 1006;
 
 /// vmd's default firmware, and where Debian keeps SeaBIOS.
 pub const VM_DEFAULT_BIOS: &str = "/etc/firmware/vmm-bios";
@@ -59,6 +61,7 @@ pub struct Vm {
     pub boot_fd: Option<OwnedFd>,
     pub disks: Vec<(PathBuf, ImageFormat)>,
     pub ifaces: Vec<Iface>,
+    pub cdrom: Option<PathBuf>,
     pub uid: u32,
     pub gid: Option<u32>,
     pub state: State,
@@ -108,6 +111,7 @@ impl Vm {
                     }),
                 })
                 .collect(),
+            cdrom: c.cdrom.as_ref().map(PathBuf::from),
             uid: c.owner.uid,
             gid: c.owner.gid,
             state: State::Stopped,
@@ -184,6 +188,13 @@ pub enum StartError {
     Tty(std::io::Error),
     #[error("could not open a tap: {0}")]
     Tap(std::io::Error),
+    #[error("cdrom image {path}: {source}")]
+    CdromMissing {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cdrom image {0} is not a regular file")]
+    CdromInvalid(String),
 }
 
 impl StartError {
@@ -193,6 +204,8 @@ impl StartError {
             StartError::Permission => libc::EPERM,
             StartError::Invalid(_) => libc::EINVAL,
             StartError::BiosMissing { .. } => VMD_BIOS_MISSING,
+            StartError::CdromMissing { .. } => VMD_CDROM_MISSING,
+            StartError::CdromInvalid(_) => VMD_CDROM_INVALID,
             StartError::DiskMissing { .. } | StartError::Disk(_) => VMD_DISK_MISSING,
             StartError::Tty(source) | StartError::Tap(source) => {
                 source.raw_os_error().unwrap_or(libc::EIO)
@@ -209,6 +222,8 @@ pub struct StartPlan {
     pub disks: Vec<Vec<OwnedFd>>,
     /// Per interface, the tap.
     pub taps: Vec<OwnedFd>,
+    /// The CD-ROM image, read-only.
+    pub cdrom: Option<OwnedFd>,
     /// Host-side set-up for the priv process: (imsg type, vmop_ifreq).
     pub host_ops: Vec<(u32, Vec<u8>)>,
     pub tty: OwnedFd,
@@ -358,6 +373,10 @@ impl VmTable {
                     ..Default::default()
                 })
                 .collect(),
+            cdrom: Some(PathBuf::from(
+                String::from_utf8_lossy(c_str(&p.vmc_cdrom)).into_owned(),
+            ))
+            .filter(|p| !p.as_os_str().is_empty()),
             uid,
             gid: None,
             state: State::Stopped,
@@ -474,6 +493,22 @@ impl VmTable {
             host_ops.push((IMSG_VMDOP_PRIV_IFUP, encode_ifreq(vm.id, &tap, "", None)));
             taps.push(fd);
         }
+        let cdrom = match &vm.cdrom {
+            Some(path) => {
+                let f = File::open(path).map_err(|source| StartError::CdromMissing {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                if !f.metadata().is_ok_and(|m| m.is_file()) {
+                    return Err(StartError::CdromInvalid(path.display().to_string()));
+                }
+                params.vmc_cdrom = c_string(&path.to_string_lossy()).ok_or_else(|| {
+                    StartError::Invalid(format!("cdrom path {} too long", path.display()))
+                })?;
+                Some(OwnedFd::from(f))
+            }
+            None => None,
+        };
         let (tty, name) = open_pty(vm.uid).map_err(StartError::Tty)?;
         vm.tty = name;
         Ok(StartPlan {
@@ -481,6 +516,7 @@ impl VmTable {
             boot,
             disks,
             taps,
+            cdrom,
             host_ops,
             tty,
         })

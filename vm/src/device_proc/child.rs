@@ -17,6 +17,7 @@ use devices::pci::PciBarHandler;
 use devices::virtio::blk::Blk;
 use devices::virtio::net::{NetBackend, VirtioNet, RXQ};
 use devices::virtio::pci::{Layout, VirtioPci};
+use devices::virtio::scsi::Scsi;
 use devices::virtio::VirtioDevice;
 use imsg::{ImsgBuf, ReadStatus};
 use vmm_sys::Wire;
@@ -219,15 +220,7 @@ fn run(args: &DeviceArgs, raw: &mut File, sync: &mut ImsgBuf) -> Result<(), Fail
     let mut device: Box<dyn DeviceModel> = match dev.dev_type {
         VMD_DEVTYPE_DISK => Box::new(block_device(&dev, &vm, mem, irq.clone())?),
         VMD_DEVTYPE_NET => Box::new(net_device(&dev, &vm, mem, irq.clone())?),
-        VMD_DEVTYPE_SCSI => {
-            return Err((
-                libc::EOPNOTSUPP,
-                DeviceProcError::Protocol(format!(
-                    "device type '{}' does not run in a process yet",
-                    char::from(dev.dev_type)
-                )),
-            ))
-        }
+        VMD_DEVTYPE_SCSI => Box::new(scsi_device(&dev, &vm, mem, irq.clone())?),
         t => {
             return Err((
                 libc::EINVAL,
@@ -245,6 +238,47 @@ fn run(args: &DeviceArgs, raw: &mut File, sync: &mut ImsgBuf) -> Result<(), Fail
             .map_err(fail(libc::EIO))?;
     }
     serve(sync, &mut events, &mut *device, &irq).map_err(fail(libc::EIO))
+}
+
+/// vioscsi: the CD-ROM on the read-only image vm.conf's `cdrom` names.
+fn scsi_device(
+    dev: &VirtioDev,
+    vm: &VmdVm,
+    mem: GuestMemory,
+    irq: Arc<PendingIrq>,
+) -> Result<VirtioPci<Scsi>, Failure> {
+    let cd = dev.dev.vioscsi();
+    let file = File::from(inherited(cd.cdrom_fd, "cdrom image").map_err(fail(libc::EBADF))?);
+    let path = PathBuf::from(
+        String::from_utf8_lossy(vmm_sys::wire::c_str(&vm.vm_params.vmc_cdrom)).into_owned(),
+    );
+    // An ISO is raw unless it says it is qcow2.
+    let mut magic = [0u8; 4];
+    let is_qcow2 = std::os::unix::fs::FileExt::read_exact_at(&file, &mut magic, 0).is_ok()
+        && &magic == b"QFI\xfb";
+    let format = if is_qcow2 {
+        ImageFormat::Qcow2
+    } else {
+        ImageFormat::Raw
+    };
+    let image = disk::open_image_files(vec![file], &path, format, true)
+        .map_err(|e| (libc::EIO, e.into()))?;
+    log::debug!("vioscsi: {} ({} image)", path.display(), format.name());
+    Ok(VirtioPci::new(
+        Scsi::new(Box::new(DiskBackend::new(image))),
+        Layout::Modern,
+        mem,
+        irq,
+    ))
+}
+
+impl DeviceModel for VirtioPci<Scsi> {
+    fn bar_read(&mut self, offset: u16, size: AccessSize) -> u32 {
+        PciBarHandler::bar_read(self, 0, offset, size)
+    }
+    fn bar_write(&mut self, offset: u16, size: AccessSize, value: u32) {
+        PciBarHandler::bar_write(self, 0, offset, size, value)
+    }
 }
 
 fn net_device(

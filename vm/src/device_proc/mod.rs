@@ -180,3 +180,16 @@ pub fn vionet_dev(
     dev.dev.set_vionet(&net);
     dev
 }
+
+/// The `struct virtio_dev` of the CD-ROM, whose image is open as
+/// `cdrom_fd` (read-only).
+pub fn vioscsi_dev(cdrom_fd: std::os::fd::RawFd) -> crate::abi::VirtioDev {
+    let mut dev = crate::abi::VirtioDev::zeroed();
+    dev.dev_type = crate::abi::virtio_dev::VMD_DEVTYPE_SCSI;
+    dev.device_id = devices::virtio::DEVICE_SCSI;
+    let mut cd = dev.dev.vioscsi();
+    cd.cdrom_fd = cdrom_fd;
+    cd.max_xfer = 2048;
+    dev.dev.set_vioscsi(&cd);
+    dev
+}

@@ -239,6 +239,7 @@ pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
             bios: std::fs::read(SEABIOS).unwrap(),
             disks: vec![device],
             nics: Vec::new(),
+            cdrom: None,
             console: Box::new(console.clone()),
             console_input: None,
             firmware_log: Some(Box::new(firmware.clone())),
