@@ -36,12 +36,53 @@ reload_cs:
         call    print
         jmp     stop
 
-/* Extended read (INT 13h AH=42h) of the packet at %si; CF on error. */
+/*
+ * Reads the packet at %si; CF on error. The extended read (INT 13h AH=42h)
+ * first; a drive that refuses it, such as SeaBIOS's El Torito hard-disk
+ * emulation, gets the same sectors as a CHS read (AH=02h) through the
+ * geometry AH=08h reports. The CHS path takes LBAs below 65536.
+ */
 disk_read:
         movb    boot_drive, %dl
         movb    $0x42, %ah
         int     $0x13
-        ret
+        jnc     9f
+        pushw   %si
+        pushw   %es
+        movb    $0x08, %ah
+        movb    boot_drive, %dl
+        xorw    %di, %di
+        int     $0x13
+        popw    %es
+        popw    %si
+        jc      9f
+        andb    $0x3f, %cl
+        movb    %cl, chs_spt
+        incb    %dh
+        movb    %dh, chs_heads
+        movw    8(%si), %ax
+        xorw    %dx, %dx
+        movzbw  chs_spt, %cx
+        divw    %cx
+        incw    %dx
+        movb    %dl, %cl
+        xorw    %dx, %dx
+        movzbw  chs_heads, %bx
+        divw    %bx
+        movb    %dl, %dh
+        movb    %al, %ch
+        shlb    $6, %ah
+        orb     %ah, %cl
+        movb    boot_drive, %dl
+        movw    4(%si), %bx
+        pushw   %es
+        movw    6(%si), %ax
+        movw    %ax, %es
+        movb    2(%si), %al
+        movb    $0x02, %ah
+        int     $0x13
+        popw    %es
+9:      ret
 
 /* 115200 baud, 8 data bits, no parity, one stop bit; DTR and RTS on. */
 uart_setup:
@@ -94,6 +135,8 @@ stop:
 msg_boot:       .asciz  "\r\nBS-BOOT-OK\r\n"
 msg_load_fail:  .asciz  "BS-LOAD-FAIL\r\n"
 boot_drive:     .byte   0
+chs_spt:        .byte   0
+chs_heads:      .byte   0
 
         .balign 4
 packet_stage2:

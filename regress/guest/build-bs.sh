@@ -4,9 +4,12 @@
 #   bsdisk.qcow2  the same disk as qcow2 (qemu-img convert)
 #   bsreboot.img  the same guest built to triple-fault on its first boot
 #   bsloop.img    and one that triple-faults on every boot
+#   bs.iso        an El Torito CD with the first MiB of bsdisk.img as its
+#                 hard-disk-emulation boot image (bscd.img, with one MBR
+#                 partition so SeaBIOS can take its geometry)
 #   bs-data.bin   the data area (2048 lines "vmdbsdata%06x\n")
 #   bs.env        shell variables the tests read: data LBA, write LBA, sums
-# Needs as, ld (binutils), perl and qemu-img; .ci/install-deps installs them.
+# Needs as, ld (binutils), perl, qemu-img and genisoimage; .ci/install-deps installs them.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../target/guest}
@@ -51,6 +54,16 @@ dd if="$tmp/bsreboot.bin" of="$out/bsreboot.img" conv=notrunc status=none
 rm -f "$out/bsloop.img"
 cp --sparse=always "$out/bsdisk.img" "$out/bsloop.img"
 dd if="$tmp/bsloop.bin" of="$out/bsloop.img" conv=notrunc status=none
+
+# 4 cylinders x 16 heads x 32 sectors = 1 MiB; the partition only carries
+# the geometry, the guest reads by sector number as it does from a disk.
+mkdir "$tmp/iso"
+head -c 1048576 "$out/bsdisk.img" > "$tmp/iso/bscd.img"
+perl -e 'open my $f, "+<", $ARGV[0] or die "$ARGV[0]: $!"; binmode $f; seek $f, 446, 0;
+    print $f pack("C8 V V", 0x80, 1, 1, 0, 0x83, 15, 32, 3, 32, 2048 - 32)' "$tmp/iso/bscd.img"
+cp "$out/bs-data.bin" "$tmp/iso/BSDATA.BIN"
+rm -f "$out/bs.iso"
+genisoimage -quiet -V BSCD -o "$out/bs.iso" -b bscd.img -hard-disk-boot -c boot.cat "$tmp/iso"
 
 cat > "$out/bs.env" <<ENV
 BS_DATA_LBA=$DATA_LBA

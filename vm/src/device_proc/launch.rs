@@ -81,6 +81,7 @@ pub fn launch(spec: LaunchSpec<'_>) -> Result<DeviceProcess, DeviceProcError> {
     let name = match dev.dev_type {
         b'd' => format!("vioblk{}", dev.dev.vioblk().idx),
         b'n' => format!("vionet{}", dev.dev.vionet().idx),
+        b's' => "vioscsi".to_string(),
         _ => format!("device '{type_char}'"),
     };
     let vm_name =
