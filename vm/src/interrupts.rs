@@ -2,6 +2,7 @@
 //! through [`PicLine`]s, the PIT's channel 0 pulses IRQ 0, and the vcpu
 //! loop asks [`PcInterrupts`] what to inject and waits on it in HLT.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -17,10 +18,16 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 
 /// Wakes the vcpu when an interrupt may have become pending: a halted
 /// vcpu through a condition variable, a running one through its kicker.
+///
+/// An interrupt kicks a running vcpu only while it may not know of one:
+/// once it has asked the hypervisor for an interrupt window it comes back
+/// by itself when the guest can take it. Kicking it again while the guest
+/// keeps interrupts off (SeaBIOS's whole POST) only costs exits.
 #[derive(Default)]
 pub struct Doorbell {
     rung: Mutex<bool>,
     cv: Condvar,
+    kicked: AtomicBool,
     kick: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
@@ -29,8 +36,30 @@ impl Doorbell {
         *self.rung.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cv.notify_all();
         if let Some(kick) = self.kick.get() {
+            if !self.kicked.swap(true, Ordering::AcqRel) {
+                kick();
+            }
+        }
+    }
+
+    /// Gets the vcpu out of the guest whatever it waits for: pause, stop.
+    pub fn alert(&self) {
+        *self.rung.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+        if let Some(kick) = self.kick.get() {
+            self.kicked.store(true, Ordering::Release);
             kick();
         }
+    }
+
+    /// The vcpu is about to look at the PIC: the next ring must kick again.
+    fn rearm(&self) {
+        self.kicked.store(false, Ordering::Release);
+    }
+
+    /// The vcpu waits for an interrupt window: rings need not kick.
+    fn disarm(&self) {
+        self.kicked.store(true, Ordering::Release);
     }
 
     /// How to get a vcpu out of the guest; set once its thread runs.
@@ -84,6 +113,13 @@ pub struct PcInterrupts {
 }
 
 impl PcInterrupts {
+    /// Whether the PIC has an interrupt for the cpu, for threads other than
+    /// the vcpu's (which uses [`InterruptSource::pending`]).
+    pub fn has_pending(&self) -> bool {
+        self.poll_timer();
+        self.pic.lock().unwrap_or_else(|e| e.into_inner()).pending()
+    }
+
     /// Turns PIT channel 0 edges into an IRQ 0 pulse.
     pub fn poll_timer(&self) {
         let edges = self
@@ -108,8 +144,12 @@ impl InterruptSource for PcInterrupts {
     }
 
     fn pending(&self) -> bool {
-        self.poll_timer();
-        self.pic.lock().unwrap_or_else(|e| e.into_inner()).pending()
+        self.bell.rearm();
+        self.has_pending()
+    }
+
+    fn window_requested(&self) {
+        self.bell.disarm();
     }
 
     fn wait(&self) -> bool {

@@ -198,6 +198,9 @@ impl InterruptSource for MachineInterrupts {
     fn pending(&self) -> bool {
         self.pc.pending()
     }
+    fn window_requested(&self) {
+        self.pc.window_requested()
+    }
     fn wait(&self) -> bool {
         self.pc.wait()
     }
@@ -228,12 +231,12 @@ impl MachineControl {
     pub fn stop(&self, reason: StopReason) {
         lock(&self.requests.stop).get_or_insert(reason);
         self.requests.unpaused.notify_all();
-        self.bell.ring();
+        self.bell.alert();
     }
 
     pub fn pause(&self) {
         *lock(&self.requests.paused) = true;
-        self.bell.ring();
+        self.bell.alert();
         for d in self.devices.get().into_iter().flatten() {
             d.pause();
         }
@@ -245,7 +248,7 @@ impl MachineControl {
         }
         *lock(&self.requests.paused) = false;
         self.requests.unpaused.notify_all();
-        self.bell.ring();
+        self.bell.alert();
     }
 
     /// Asks the guest through vmmci to shut down or reboot.
@@ -573,7 +576,7 @@ fn timer_loop(
                 VmStop::Reboot => StopReason::Reboot,
             });
         }
-        if pc.pending() {
+        if pc.has_pending() {
             pc.bell.ring();
         }
     }

@@ -12,6 +12,9 @@ pub trait InterruptSource {
     fn acknowledge(&self) -> Option<u8>;
     /// Whether an interrupt is pending without acknowledging it.
     fn pending(&self) -> bool;
+    /// The loop has asked for an exit once the guest can take interrupts,
+    /// so it will look at [`InterruptSource::pending`] again by itself.
+    fn window_requested(&self) {}
     /// Blocks until an interrupt may be pending or the loop should look
     /// again (pause, shutdown). Returns false if nothing can ever wake the
     /// vcpu.
@@ -80,6 +83,7 @@ pub fn run(
                 vcpu.request_interrupt_window(false);
             } else {
                 vcpu.request_interrupt_window(true);
+                irqs.window_requested();
             }
         }
         match vcpu.run()? {
