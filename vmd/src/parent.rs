@@ -201,7 +201,7 @@ fn drain(chan: &mut ImsgBuf) -> imsg::Result<Option<Vec<Imsg>>> {
 
 fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, reparse: Reparse<'_>) {
     let peer = m.hdr.peerid;
-    let no_groups = |_: u32, _: u32| false;
+    let groups = crate::sys::user_in_group;
     match (src, m.hdr.type_) {
         (ProcId::Control, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
             r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
@@ -265,7 +265,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 }
             };
             let fd = m.take_fd();
-            match vms.register(&params, fd, params.vmc_owner.uid, &no_groups) {
+            match vms.register(&params, fd, params.vmc_owner.uid, &groups) {
                 Ok(id) => start_vm(vms, r, id, Some(peer)),
                 Err(e) => {
                     let name = String::from_utf8_lossy(c_str(&params.vmc_name)).into_owned();
@@ -378,7 +378,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
                 return;
             };
-            if !vm.permits(uid, &no_groups) {
+            if !vm.permits(uid, &groups) {
                 r.send(
                     ProcId::Control,
                     reply,

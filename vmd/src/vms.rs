@@ -12,18 +12,24 @@ use devices::disk::{ImageFormat, Qcow2Image};
 use vm::abi::vmd_vm::{VM_STATE_DISABLED, VM_STATE_PAUSED, VM_STATE_RUNNING};
 use vm::abi::vmop::{
     VmopCreateParams, VmopInfoResult, VMDF_QCOW2, VMDF_RAW, VMIFF_LOCAL, VMIFF_LOCKED, VMIFF_UP,
+    VMOP_CREATE_INSTANCE,
 };
 use vm::abi::{VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM, VM_MAX_NICS_PER_VM};
 use vmm_sys::wire::{c_str, c_string};
 use vmm_sys::Wire;
 
-use crate::config::model::{Config, DiskFormat, VmConfig, VM_DEFAULT_MEMORY};
+use crate::config::instance::{self, InstanceError, Membership};
+use crate::config::model::{
+    Config, DiskConfig, DiskFormat, InterfaceConfig, Owner, SwitchConfig, VmConfig,
+    VM_DEFAULT_MEMORY,
+};
 
 /// vmd.h: start errors vmctl explains beyond errno values.
 pub const VMD_BIOS_MISSING: i32 = 1001;
 pub const VMD_DISK_MISSING: i32 = 1002;
 pub const VMD_CDROM_MISSING: i32 = 1005;
 pub const VMD_CDROM_INVALID: i32 = 1006;
+pub const VMD_PARENT_INVALID: i32 = 1007;
 
 /// vmd's default firmware, and where Debian keeps SeaBIOS.
 pub const VM_DEFAULT_BIOS: &str = "/etc/firmware/vmm-bios";
@@ -64,6 +70,9 @@ pub struct Vm {
     pub cdrom: Option<PathBuf>,
     pub uid: u32,
     pub gid: Option<u32>,
+    /// The definition this VM was made from (vm.conf, or an instance of
+    /// one), which instances of it inherit.
+    pub def: Option<VmConfig>,
     pub state: State,
     pub pid: i32,
     pub tty: String,
@@ -74,7 +83,7 @@ pub struct Vm {
 }
 
 impl Vm {
-    fn from_config(id: u32, c: &VmConfig, config: &Config) -> Vm {
+    fn from_config(id: u32, c: &VmConfig, switches: &[SwitchConfig]) -> Vm {
         Vm {
             id,
             name: c.name.clone(),
@@ -103,8 +112,7 @@ impl Vm {
                     locked: i.locked,
                     local: i.local,
                     bridge: i.switch.as_ref().and_then(|name| {
-                        config
-                            .switches
+                        switches
                             .iter()
                             .find(|s| &s.name == name)
                             .map(|s| s.ifname.clone())
@@ -114,6 +122,7 @@ impl Vm {
             cdrom: c.cdrom.as_ref().map(PathBuf::from),
             uid: c.owner.uid,
             gid: c.owner.gid,
+            def: Some(c.clone()),
             state: State::Stopped,
             pid: 0,
             tty: String::new(),
@@ -195,6 +204,12 @@ pub enum StartError {
     },
     #[error("cdrom image {0} is not a regular file")]
     CdromInvalid(String),
+    #[error("no vm \"{0}\" to make an instance of")]
+    ParentInvalid(String),
+    #[error("vm \"{0}\" already exists")]
+    NameTaken(String),
+    #[error("{0}")]
+    Instance(#[from] InstanceError),
 }
 
 impl StartError {
@@ -206,6 +221,16 @@ impl StartError {
             StartError::BiosMissing { .. } => VMD_BIOS_MISSING,
             StartError::CdromMissing { .. } => VMD_CDROM_MISSING,
             StartError::CdromInvalid(_) => VMD_CDROM_INVALID,
+            StartError::ParentInvalid(_) => VMD_PARENT_INVALID,
+            StartError::NameTaken(_) => crate::sys::ENAME_TAKEN,
+            // vmd's answers, ENAMETOOLONG included, so vmctl says the same.
+            StartError::Instance(InstanceError::NotAllowed(_)) => libc::ENAMETOOLONG,
+            StartError::Instance(
+                InstanceError::DiskReused(..)
+                | InstanceError::LladdrReused(_)
+                | InstanceError::InterfaceReused(..),
+            ) => libc::EBUSY,
+            StartError::Instance(_) => libc::EPERM,
             StartError::DiskMissing { .. } | StartError::Disk(_) => VMD_DISK_MISSING,
             StartError::Tty(source) | StartError::Tap(source) => {
                 source.raw_os_error().unwrap_or(libc::EIO)
@@ -233,6 +258,8 @@ pub struct StartPlan {
 pub struct VmTable {
     pub vms: Vec<Vm>,
     next_id: u32,
+    /// The configured switches, for instances made at run time.
+    switches: Vec<SwitchConfig>,
     /// `local prefix`, where local interfaces take their addresses.
     pub prefix: devices::dhcp::LocalPrefix,
 }
@@ -251,11 +278,51 @@ impl VmTable {
                 mask: std::net::Ipv4Addr::from(mask),
             };
         }
+        t.switches = config.switches.clone();
         for c in config.vms.iter().filter(|c| c.parent.is_none()) {
             let id = t.alloc_id();
-            t.vms.push(Vm::from_config(id, c, config));
+            t.vms.push(Vm::from_config(id, c, &config.switches));
+        }
+        // Instances after the VMs they may name, in file order; vm.conf is
+        // root's, so only the sharing rules apply.
+        for c in config.vms.iter().filter(|c| c.parent.is_some()) {
+            if let Err(e) = t.add_instance(c, 0, &|_, _| false, true) {
+                log::warn!("vm \"{}\": {e}", c.name);
+            }
         }
         t
+    }
+
+    /// Registers `child`, an instance of the VM its `parent` names, for
+    /// the user `uid` (vm_instance and vm_register).
+    fn add_instance(
+        &mut self,
+        child: &VmConfig,
+        uid: u32,
+        groups: &dyn Fn(u32, u32) -> bool,
+        from_config: bool,
+    ) -> Result<u32, StartError> {
+        let groups = GroupsFn(groups);
+        let groups: &dyn Membership = &groups;
+        let parent_name = child.parent.clone().unwrap_or_default();
+        let parent = self
+            .vms
+            .iter()
+            .find(|v| v.name == parent_name)
+            .and_then(|v| v.def.clone())
+            .ok_or_else(|| StartError::ParentInvalid(parent_name.clone()))?;
+        if !instance::owner_allows(parent.allow_instance.owner.as_ref(), uid, groups) {
+            return Err(InstanceError::NotAllowed(parent.name).into());
+        }
+        if self.vms.iter().any(|v| v.name == child.name) {
+            return Err(StartError::NameTaken(child.name.clone()));
+        }
+        let vm = instance::instantiate(&parent, child, uid, groups)?;
+        let id = self.alloc_id();
+        let mut new = Vm::from_config(id, &vm, &self.switches);
+        new.from_config = from_config;
+        self.vms.push(new);
+        Ok(id)
     }
 
     /// Takes in a new configuration (reload, or load of another file):
@@ -271,6 +338,7 @@ impl VmTable {
             });
             self.prefix = fresh.prefix;
         }
+        self.switches = fresh.switches.clone();
         let mut start = Vec::new();
         for mut new in fresh.vms {
             match self.vms.iter_mut().find(|v| v.name == new.name) {
@@ -321,6 +389,16 @@ impl VmTable {
         let name = String::from_utf8_lossy(c_str(&p.vmc_name)).into_owned();
         if name.is_empty() {
             return Err(StartError::Invalid("no vm name".into()));
+        }
+        if p.vmc_flags & VMOP_CREATE_INSTANCE != 0 && !c_str(&p.vmc_instance).is_empty() {
+            let child = instance_request(p, name, uid, boot_fd.is_some())?;
+            let id = self.add_instance(&child, uid, groups, false)?;
+            if let Some(vm) = self.vms.iter_mut().find(|v| v.id == id) {
+                if boot_fd.is_some() {
+                    vm.boot_fd = boot_fd;
+                }
+            }
+            return Ok(id);
         }
         if let Some(vm) = self.vms.iter_mut().find(|v| v.name == name) {
             if vm.is_running() {
@@ -379,6 +457,7 @@ impl VmTable {
             .filter(|p| !p.as_os_str().is_empty()),
             uid,
             gid: None,
+            def: None,
             state: State::Stopped,
             pid: 0,
             tty: String::new(),
@@ -588,4 +667,76 @@ fn open_pty(uid: u32) -> std::io::Result<(OwnedFd, String)> {
         libc::chmod(cname.as_ptr(), 0o620);
     }
     Ok((master, name))
+}
+
+/// `Membership` over the parent's group lookup.
+struct GroupsFn<'a>(&'a dyn Fn(u32, u32) -> bool);
+
+impl Membership for GroupsFn<'_> {
+    fn in_group(&self, uid: u32, gid: u32) -> bool {
+        (self.0)(uid, gid)
+    }
+}
+
+/// What `vmctl start -t parent` asks for, as an instance definition:
+/// only what the request sets, so the rest is inherited.
+fn instance_request(
+    p: &VmopCreateParams,
+    name: String,
+    uid: u32,
+    has_boot: bool,
+) -> Result<VmConfig, StartError> {
+    let text = |b: &[u8]| String::from_utf8_lossy(c_str(b)).into_owned();
+    let ndisks = usize::try_from(p.vmc_ndisks).unwrap_or(usize::MAX);
+    let nnics = usize::try_from(p.vmc_nnics).unwrap_or(usize::MAX);
+    if ndisks > VM_MAX_DISKS_PER_VM {
+        return Err(StartError::Invalid(format!("{ndisks} disks")));
+    }
+    if nnics > VM_MAX_NICS_PER_VM {
+        return Err(StartError::Invalid(format!("{nnics} interfaces")));
+    }
+    let mut disks = Vec::with_capacity(ndisks);
+    for i in 0..ndisks {
+        let format = match p.vmc_disktypes[i] {
+            VMDF_QCOW2 => DiskFormat::Qcow2,
+            VMDF_RAW => DiskFormat::Raw,
+            t => return Err(StartError::Invalid(format!("disk type {t}"))),
+        };
+        disks.push(DiskConfig {
+            path: text(&p.vmc_disks[i]),
+            format,
+        });
+    }
+    let interfaces = (0..nnics)
+        .map(|i| {
+            let flags = p.vmc_ifflags[i];
+            let opt = |s: String| Some(s).filter(|s| !s.is_empty());
+            InterfaceConfig {
+                ifname: opt(text(&p.vmc_ifnames[i])),
+                switch: opt(text(&p.vmc_ifswitch[i])),
+                group: opt(text(&p.vmc_ifgroup[i])),
+                lladdr: Some(p.vmc_macs[i]).filter(|m| *m != [0; 6]),
+                locked: flags & VMIFF_LOCKED != 0,
+                local: flags & VMIFF_LOCAL != 0,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let memory = p.vmc_memranges[0].vmr_size;
+    let cdrom = text(&p.vmc_cdrom);
+    Ok(VmConfig {
+        name,
+        parent: Some(text(&p.vmc_instance)),
+        memory: (memory != 0).then_some(memory),
+        disks,
+        interfaces,
+        // A boot image comes as an fd; the path only marks that one is set.
+        boot: has_boot.then(|| String::from("-")),
+        cdrom: (!cdrom.is_empty()).then_some(cdrom),
+        owner: Owner {
+            uid,
+            gid: u32::try_from(p.vmc_owner.gid).ok(),
+        },
+        ..Default::default()
+    })
 }

@@ -827,3 +827,89 @@ fn seabios_boots_an_iso_through_vioscsi_in_its_own_process() {
         assert!(!out.status.success() && err.contains(msg), "{iso}: {err}");
     }
 }
+
+/// VM instances as vmd makes them: one declared in vm.conf, and others
+/// made at run time with `vmctl start -t`. A user named by the parent's
+/// `allow instance owner` may make one, with only what the parent allows;
+/// anyone else is refused. The instances boot the parent's CD-ROM.
+#[test]
+fn instances_from_vm_conf_and_vmctl_start_t() {
+    let test = "instances_from_vm_conf_and_vmctl_start_t";
+    if !root_and_kvm(test) {
+        return;
+    }
+    let (uid2, gid2) = second_user();
+    let guest = build_guest();
+    let iso = guest.dir.join("bs.iso");
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "socket owner vmdtest2\n\
+             vm \"base\" {{\n\tdisable\n\tmemory 64M\n\tcdrom \"{}\"\n\
+             \tallow instance {{ memory, owner vmdtest2 }}\n}}\n\
+             vm \"base\" instance \"fromconf\" {{\n\tdisable\n\tmemory 48M\n}}\n",
+            iso.display()
+        ),
+    );
+    let as_user2 = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid2}"),
+                &format!("--regid={gid2}"),
+                "--clear-groups",
+            ])
+            .arg(vmctl_path())
+            .args(args)
+            .env("VMD_CONTROL_SOCKET", &d.sock)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The vm.conf instance is a VM of its own, with its own memory size.
+    let cols = status_of(&d, "fromconf").expect("fromconf in vmctl status");
+    assert_eq!(cols[3], "48M", "{cols:?}");
+
+    // Root, at run time: start -c shows the guest booting the parent's CD.
+    let out = Command::new(vmctl_path())
+        .args(["start", "-c", "-t", "base", "-m", "32M", "inst1"])
+        .env("VMD_CONTROL_SOCKET", &d.sock)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("BS-DONE"),
+        "inst1 did not boot the CD:\n{text}"
+    );
+    // A run-time instance is forgotten once it stops, as in vmd.
+    wait_for("inst1 to go away", Duration::from_secs(10), || {
+        status_of(&d, "inst1").is_none()
+    });
+
+    // The allowed user may set the memory, and owns the instance.
+    let out = as_user2(&["start", "-t", "base", "-m", "40M", "inst2"]);
+    assert!(out.status.success(), "{out:?}");
+    let cols = status_of(&d, "inst2").expect("inst2 in vmctl status");
+    assert_eq!(cols[6], "vmdtest2", "{cols:?}");
+    // Not a disk, which the parent does not allow.
+    let disk = guest.dir.join("bsdisk.img");
+    let out = as_user2(&["start", "-t", "base", "-d", disk.to_str().unwrap(), "inst3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("start vm command failed: Operation not permitted"),
+        "{err}"
+    );
+    // A name in use, and a parent that does not exist.
+    let out = as_user2(&["start", "-t", "base", "fromconf"]);
+    assert!(!out.status.success(), "{out:?}");
+    let out = as_user2(&["start", "-t", "nosuch", "inst4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid template"), "{err}");
+    // Root's own VM is not an instance template for others.
+    let out = as_user2(&["start", "-t", "fromconf", "inst5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("start vm command failed: File name too long"),
+        "vmd answers ENAMETOOLONG, as the C vmd does: {err}"
+    );
+}

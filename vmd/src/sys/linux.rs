@@ -135,3 +135,7 @@ pub fn open_hypervisor() -> io::Result<std::os::fd::OwnedFd> {
         .open("/dev/kvm")?;
     Ok(f.into())
 }
+
+/// vmd's answer for an instance name that is taken: OpenBSD's EPROCLIM,
+/// which Linux lacks; EEXIST says the same to a Linux vmctl.
+pub const ENAME_TAKEN: i32 = libc::EEXIST;

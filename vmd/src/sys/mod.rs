@@ -10,7 +10,7 @@ mod openbsd;
 #[cfg(target_os = "openbsd")]
 pub use openbsd::*;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -43,6 +43,47 @@ pub fn lookup_user(name: &str) -> Option<User> {
             gid: (*pw).pw_gid,
         })
     }
+}
+
+/// Whether `uid`'s primary group is `gid`, or the group lists the user
+/// (vm_checkperm's group check).
+pub fn user_in_group(uid: u32, gid: u32) -> bool {
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, whose length we pass;
+    // on success `result` points at `pwd`.
+    let (name, primary) = unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) != 0
+            || result.is_null()
+        {
+            return false;
+        }
+        (CStr::from_ptr(pwd.pw_name).to_owned(), pwd.pw_gid)
+    };
+    if primary == gid {
+        return true;
+    }
+    let mut gbuf = vec![0 as libc::c_char; 65536];
+    // SAFETY: as above, getgrgid_r fills `grp` inside `gbuf`; gr_mem is a
+    // NULL-terminated array of C strings in that buffer.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut result = std::ptr::null_mut();
+        if libc::getgrgid_r(gid, &mut grp, gbuf.as_mut_ptr(), gbuf.len(), &mut result) != 0
+            || result.is_null()
+        {
+            return false;
+        }
+        let mut member = grp.gr_mem;
+        while !member.is_null() && !(*member).is_null() {
+            if CStr::from_ptr(*member) == name.as_c_str() {
+                return true;
+            }
+            member = member.add(1);
+        }
+    }
+    false
 }
 
 /// The account unprivileged processes use: `_vmd`, or on hosts without it

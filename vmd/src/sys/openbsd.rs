@@ -108,3 +108,6 @@ pub fn open_tap(name: &str) -> io::Result<(std::os::fd::OwnedFd, String)> {
     }
     Err(last)
 }
+
+/// vmd's answer for an instance name that is taken.
+pub const ENAME_TAKEN: i32 = libc::EPROCLIM;
