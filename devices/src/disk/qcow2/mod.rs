@@ -96,6 +96,24 @@ pub struct Qcow2Image {
     scratch: Vec<u8>,
 }
 
+/// Host bytes a cluster used to occupy: offset and length.
+type Extent = (u64, u64);
+
+/// The most whole clusters one write allocates in a row.
+const MAX_NEW_RUN: usize = 256;
+
+/// Whether a whole-cluster write must go to a newly allocated cluster:
+/// everything but a cluster this image owns alone (COPIED), which is
+/// written in place, or a preallocated zero cluster it owns, which
+/// [`Qcow2Image::cow_write`] reuses.
+fn needs_new_cluster(mapping: Mapping, entry: u64) -> bool {
+    match mapping {
+        Mapping::Data(_) => entry & COPIED == 0,
+        Mapping::Zero => entry & OFFSET_MASK == 0 || entry & COPIED == 0,
+        Mapping::Unallocated | Mapping::Compressed { .. } => true,
+    }
+}
+
 fn be_u64s(bytes: &[u8]) -> Vec<u64> {
     bytes
         .chunks_exact(8)
@@ -698,6 +716,68 @@ impl Qcow2Image {
         result
     }
 
+    /// Writes whole guest clusters, starting at `first_cluster`, that all
+    /// get new host clusters: as many as follow in `bufs` and need one, up
+    /// to [`MAX_NEW_RUN`]. Clusters the allocator hands out back to back
+    /// take one write, as a fresh image's do; nothing old is read, since
+    /// every byte is overwritten. Returns the bytes written.
+    fn write_new_clusters(
+        &mut self,
+        first_cluster: u64,
+        first: (Mapping, u64),
+        bufs: &[IoSlice<'_>],
+        pos: usize,
+        total: usize,
+    ) -> Result<usize> {
+        let cs = self.cluster_size as usize;
+        // (guest cluster, new host offset, old host extent to free)
+        let mut run: Vec<(u64, u64, Option<Extent>)> = Vec::new();
+        let (mut mapping, mut entry) = first;
+        loop {
+            let guest = first_cluster + run.len() as u64;
+            let old = match mapping {
+                Mapping::Data(host) => Some((host, self.cluster_size)),
+                Mapping::Compressed { offset, len } => Some((offset, len)),
+                Mapping::Zero if entry & OFFSET_MASK != 0 => {
+                    Some((entry & OFFSET_MASK, self.cluster_size))
+                }
+                _ => None,
+            };
+            let host = self.alloc_cluster()?;
+            run.push((guest, host, old));
+            if run.len() >= MAX_NEW_RUN || pos + (run.len() + 1) * cs > total {
+                break;
+            }
+            (mapping, entry) = self.mapping(guest + 1)?;
+            if !needs_new_cluster(mapping, entry) {
+                break;
+            }
+        }
+        let mut i = 0;
+        while i < run.len() {
+            let start = run[i].1;
+            let mut j = i + 1;
+            while j < run.len() && run[j].1 == start + ((j - i) * cs) as u64 {
+                j += 1;
+            }
+            self.unsynced = true;
+            let file = &self.file;
+            iov::for_each(bufs, pos + i * cs, (j - i) * cs, |piece, at| {
+                sys::write_all_at(file, piece, start + at as u64)
+            })
+            .map_err(|e| self.io_err(e))?;
+            i = j;
+        }
+        // Only now that the data is in place do the L2 entries point at it.
+        for &(guest, host, old) in &run {
+            self.set_l2_entry(guest, host | COPIED)?;
+            if let Some(old) = old {
+                self.pending_frees.push(old);
+            }
+        }
+        Ok(run.len() * cs)
+    }
+
     /// Writes dirty refcount blocks and, if it changed, the refcount table,
     /// so that every cluster counted in memory is counted on disk, and all
     /// data written so far is durable.
@@ -852,6 +932,9 @@ impl DiskImage for Qcow2Image {
                         sys::write_all_at(file, piece, host + in_cluster + at as u64)
                     })
                     .map_err(|e| self.io_err(e))?;
+                }
+                _ if len as u64 == cs && needs_new_cluster(mapping, entry) => {
+                    len = self.write_new_clusters(cluster, (mapping, entry), bufs, pos, total)?;
                 }
                 _ => self.cow_write(
                     cluster,
