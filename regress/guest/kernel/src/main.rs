@@ -10,7 +10,8 @@
 //! [`kmain`] prints `KERN-...` marker lines on COM1 that the host test
 //! checks: the boot stack and arguments (memory map, console), the random
 //! data and the symbols the loader placed, the PCI devices, 16 bytes from
-//! viornd through a minimal virtio 1.x driver, the host time from vmmci,
+//! viornd through a minimal virtio 1.x driver, with a NIC an address by
+//! DHCP and a ping of the host through it (`net.rs`), the host time from vmmci,
 //! a guest-initiated shutdown through vmmci, and `KERN-DONE` before it
 //! halts with interrupts off.
 
@@ -19,6 +20,7 @@
 
 mod boot;
 mod io;
+mod net;
 mod pci;
 mod virtio;
 
@@ -93,6 +95,10 @@ extern "C" fn kmain(boot_sp: u64) -> ! {
     match devs.find(virtio::VIRTIO_VENDOR, virtio::VIORND_DEVICE) {
         Some(d) => virtio::rnd(d),
         None => println!("KERN-RND-FAIL no viornd"),
+    }
+    // Only VMs with an interface have a NIC to ping through.
+    if let Some(d) = devs.find(virtio::VIRTIO_VENDOR, net::VIONET_DEVICE) {
+        net::ping(d);
     }
     match devs.find(pci::OPENBSD_VENDOR, virtio::VMMCI_DEVICE) {
         Some(d) => virtio::vmmci(d),

@@ -1,4 +1,5 @@
-//! Minimal drivers for vmd's two in-process virtio devices.
+//! The virtio 1.x transport as vmd lays it out, and minimal drivers for
+//! vmd's two in-process virtio devices.
 //!
 //! viornd is a virtio 1.x device whose registers vmd puts in one I/O BAR
 //! (common configuration, notify, ISR, announced by vendor capabilities);
@@ -47,6 +48,7 @@ const PCI_CAP_VENDOR: u8 = 0x09;
 const CAP_COMMON: u8 = 1;
 const CAP_NOTIFY: u8 = 2;
 const CAP_ISR: u8 = 3;
+const CAP_DEVICE: u8 = 4;
 
 /// VIRTIO_F_VERSION_1, bit 32: bit 0 of feature word 1.
 const F_VERSION_1_HI: u32 = 1;
@@ -63,41 +65,44 @@ struct QueueMem([u8; 3 * 4096]);
 static mut QUEUE: QueueMem = QueueMem([0; 3 * 4096]);
 static mut RND_BUF: [u8; RND_BYTES] = [0; RND_BYTES];
 
-fn w16(p: *mut u8, v: u16) {
+pub fn w16(p: *mut u8, v: u16) {
     // SAFETY: callers pass pointers into QUEUE at in-bounds offsets.
     unsafe { write_volatile(p.cast::<u16>(), v) }
 }
 
-fn w32(p: *mut u8, v: u32) {
+pub fn w32(p: *mut u8, v: u32) {
     // SAFETY: as w16.
     unsafe { write_volatile(p.cast::<u32>(), v) }
 }
 
-fn w64(p: *mut u8, v: u64) {
+pub fn w64(p: *mut u8, v: u64) {
     // SAFETY: as w16.
     unsafe { write_volatile(p.cast::<u64>(), v) }
 }
 
-fn r16(p: *const u8) -> u16 {
+pub fn r16(p: *const u8) -> u16 {
     // SAFETY: as w16.
     unsafe { read_volatile(p.cast::<u16>()) }
 }
 
-fn r32(p: *const u8) -> u32 {
+pub fn r32(p: *const u8) -> u32 {
     // SAFETY: as w16.
     unsafe { read_volatile(p.cast::<u32>()) }
 }
 
 /// The register regions of a modern device, as port numbers.
-struct Modern {
-    common: u16,
+pub struct Modern {
+    pub common: u16,
     notify: u16,
     notify_mult: u32,
-    isr: u16,
+    pub isr: u16,
+    /// The device-specific configuration (a NIC's MAC), if announced.
+    pub device: Option<u16>,
 }
 
-fn modern_regions(d: &Device, base: u16) -> Option<Modern> {
-    let (mut common, mut notify, mut isr, mut mult, mut other_bar) = (None, None, None, 0, false);
+fn modern_regions(d: &Device, base: u16) -> Option<(Modern, u32, u32, u32, bool)> {
+    let (mut common, mut notify, mut isr, mut device, mut mult, mut other_bar) =
+        (None, None, None, None, 0, false);
     d.capabilities(|off, id| {
         if id != PCI_CAP_VENDOR {
             return;
@@ -116,77 +121,121 @@ fn modern_regions(d: &Device, base: u16) -> Option<Modern> {
                 mult = pci::read32(d.dev, off + 16);
             }
             CAP_ISR => isr = Some(offset),
+            CAP_DEVICE => device = Some(offset),
             _ => {}
         }
     });
     let (common, notify, isr) = (common?, notify?, isr?);
-    println!(
-        "KERN-RND-CAPS common={common:x} notify={notify:x} isr={isr:x} mult={mult} other-bars={other_bar}"
-    );
     let port = |o: u32| u16::try_from(o).ok().and_then(|o| base.checked_add(o));
-    Some(Modern {
+    let m = Modern {
         common: port(common)?,
         notify: port(notify)?,
         notify_mult: mult,
         isr: port(isr)?,
-    })
+        device: device.and_then(port),
+    };
+    Some((m, common, notify, isr, other_bar))
+}
+
+impl Modern {
+    /// Finds the registers of the modern device `d` in its I/O BAR 0.
+    pub fn find(d: &Device) -> Result<(Modern, u32, u32, u32, bool), &'static str> {
+        let base = d.io_bar(0).ok_or("BAR 0 is not an I/O BAR")?;
+        modern_regions(d, base).ok_or("virtio capabilities missing")
+    }
+
+    fn set_status(&self, s: u8) {
+        outb(self.common + DEVICE_STATUS, s);
+    }
+
+    /// Resets the device and negotiates VIRTIO_F_VERSION_1 plus `wanted`
+    /// (feature bits 0-31) where the device offers them.
+    pub fn negotiate(&self, wanted: u32) -> Result<u32, &'static str> {
+        let c = self.common;
+        self.set_status(0);
+        if inb(c + DEVICE_STATUS) != 0 {
+            return Err("reset");
+        }
+        self.set_status(STATUS_ACK);
+        self.set_status(STATUS_ACK | STATUS_DRIVER);
+        outl(c + DEVICE_FEATURE_SELECT, 1);
+        let hi = inl(c + DEVICE_FEATURE);
+        outl(c + DEVICE_FEATURE_SELECT, 0);
+        let lo = inl(c + DEVICE_FEATURE);
+        if hi & F_VERSION_1_HI == 0 {
+            return Err("no VIRTIO_F_VERSION_1");
+        }
+        let take = lo & wanted;
+        outl(c + DRIVER_FEATURE_SELECT, 0);
+        outl(c + DRIVER_FEATURE, take);
+        outl(c + DRIVER_FEATURE_SELECT, 1);
+        outl(c + DRIVER_FEATURE, F_VERSION_1_HI);
+        self.set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK);
+        if inb(c + DEVICE_STATUS) & STATUS_FEATURES_OK == 0 {
+            return Err("features not accepted");
+        }
+        Ok(take)
+    }
+
+    /// Gives queue `index` `len` entries in `mem` (descriptors, available
+    /// ring, used ring, a page each) and returns its notify port.
+    pub fn setup_queue(&self, index: u16, len: u16, mem: *mut u8) -> Result<u16, &'static str> {
+        let c = self.common;
+        outw(c + QUEUE_SELECT, index);
+        let max = inw(c + QUEUE_SIZE);
+        if max < len {
+            return Err("queue too small");
+        }
+        outw(c + QUEUE_SIZE, len);
+        // SAFETY: callers pass three pages.
+        let (desc, avail, used) = unsafe { (mem, mem.add(4096), mem.add(8192)) };
+        for (reg, p) in [(QUEUE_DESC, desc), (QUEUE_AVAIL, avail), (QUEUE_USED, used)] {
+            let pa = phys(p);
+            outl(c + reg, pa as u32);
+            outl(c + reg + 4, (pa >> 32) as u32);
+        }
+        outw(c + QUEUE_ENABLE, 1);
+        let notify_off = u32::from(inw(c + QUEUE_NOTIFY_OFF));
+        notify_off
+            .checked_mul(self.notify_mult)
+            .and_then(|o| u16::try_from(o).ok())
+            .and_then(|o| self.notify.checked_add(o))
+            .ok_or("notify offset")
+    }
+
+    pub fn driver_ok(&self) {
+        self.set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    }
 }
 
 /// 16 bytes from viornd.
 pub fn rnd(d: Device) {
-    let Some(base) = d.io_bar(0) else {
-        println!("KERN-RND-FAIL BAR 0 is not an I/O BAR");
-        return;
+    let (m, common, notify, isr, other_bar) = match Modern::find(&d) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("KERN-RND-FAIL {e}");
+            return;
+        }
     };
-    let Some(m) = modern_regions(&d, base) else {
-        println!("KERN-RND-FAIL virtio capabilities missing");
-        return;
-    };
-    let c = m.common;
-    let set_status = |s: u8| outb(c + DEVICE_STATUS, s);
-    set_status(0);
-    if inb(c + DEVICE_STATUS) != 0 {
-        println!("KERN-RND-FAIL reset");
+    println!(
+        "KERN-RND-CAPS common={common:x} notify={notify:x} isr={isr:x} mult={} other-bars={other_bar}",
+        m.notify_mult
+    );
+    if let Err(e) = m.negotiate(0) {
+        println!("KERN-RND-FAIL {e}");
         return;
     }
-    set_status(STATUS_ACK);
-    set_status(STATUS_ACK | STATUS_DRIVER);
-    outl(c + DEVICE_FEATURE_SELECT, 1);
-    let hi = inl(c + DEVICE_FEATURE);
-    outl(c + DEVICE_FEATURE_SELECT, 0);
-    let lo = inl(c + DEVICE_FEATURE);
-    if hi & F_VERSION_1_HI == 0 {
-        println!("KERN-RND-FAIL no VIRTIO_F_VERSION_1 ({hi:x}:{lo:x})");
-        return;
-    }
-    outl(c + DRIVER_FEATURE_SELECT, 0);
-    outl(c + DRIVER_FEATURE, 0);
-    outl(c + DRIVER_FEATURE_SELECT, 1);
-    outl(c + DRIVER_FEATURE, F_VERSION_1_HI);
-    set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK);
-    if inb(c + DEVICE_STATUS) & STATUS_FEATURES_OK == 0 {
-        println!("KERN-RND-FAIL features not accepted");
-        return;
-    }
-
-    outw(c + QUEUE_SELECT, 0);
-    let max = inw(c + QUEUE_SIZE);
-    if max < QUEUE_LEN {
-        println!("KERN-RND-FAIL queue size {max}");
-        return;
-    }
-    outw(c + QUEUE_SIZE, QUEUE_LEN);
     let q = (&raw mut QUEUE).cast::<u8>();
+    let port = match m.setup_queue(0, QUEUE_LEN, q) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("KERN-RND-FAIL {e}");
+            return;
+        }
+    };
+    m.driver_ok();
     // SAFETY: the three pages of QUEUE.
     let (desc, avail, used) = unsafe { (q, q.add(4096), q.add(8192)) };
-    for (reg, p) in [(QUEUE_DESC, desc), (QUEUE_AVAIL, avail), (QUEUE_USED, used)] {
-        let pa = phys(p);
-        outl(c + reg, pa as u32);
-        outl(c + reg + 4, (pa >> 32) as u32);
-    }
-    outw(c + QUEUE_ENABLE, 1);
-    let notify_off = u32::from(inw(c + QUEUE_NOTIFY_OFF));
-    set_status(STATUS_ACK | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
 
     // One device-writable buffer in descriptor 0, made available.
     let buf = (&raw mut RND_BUF).cast::<u8>();
@@ -203,14 +252,6 @@ pub fn rnd(d: Device) {
     // SAFETY: the available ring's index.
     w16(unsafe { avail.add(2) }, 1);
     compiler_fence(Ordering::SeqCst);
-    let port = notify_off
-        .checked_mul(m.notify_mult)
-        .and_then(|o| u16::try_from(o).ok())
-        .and_then(|o| m.notify.checked_add(o));
-    let Some(port) = port else {
-        println!("KERN-RND-FAIL notify offset");
-        return;
-    };
     outw(port, 0);
 
     // SAFETY: the used ring's index and first element.
