@@ -309,11 +309,9 @@ fn linux_sr_reads_hello(cd: &mut Cd, image_len: u64) -> Vec<u8> {
     assert_eq!((r.resp.residual, r.used), (0, 108 + 36));
     assert_eq!(&r.data[..5], &[0x05, 0x80, 0x00, 0x02, 31]);
     assert_eq!(&r.data[8..36], b"OpenBSD VMM CD-ROM      001 ");
-    for lun in [
-        [1, 0, 0x40, 1, 0, 0, 0, 0],
-        [1, 1, 0x40, 0, 0, 0, 0, 0],
-        [1, 0, 0x41, 0, 0, 0, 0, 0],
-    ] {
+    // (Flat LUN 256, 01 00 41 00, is still the CD, as for vmd: its low
+    // byte is 0; see the SeaBIOS test.)
+    for lun in [[1, 0, 0x40, 1, 0, 0, 0, 0], [1, 1, 0x40, 0, 0, 0, 0, 0]] {
         let r = cd.cmd_lun(lun, &[0x12, 0, 0, 0, 36, 0], 36);
         assert_eq!(r.resp.response, VIRTIO_SCSI_S_BAD_TARGET);
         assert_eq!((r.resp.residual, r.used), (36, 108));
@@ -454,9 +452,16 @@ fn seabios_boot_probe_and_the_other_cd_commands() {
     let mut cd = bring_up(open(&iso.iso));
     // SeaBIOS: REPORT LUNS per target, then TEST UNIT READY, INQUIRY,
     // READ CAPACITY, and reads of the boot record volume descriptor.
+    // vmd's answer is the LUN asked, which SeaBIOS reads as LUN
+    // 0x40000100 and then addresses as 01 00 41 00: the CD again.
     let r = cd.cmd(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16);
     r.good();
-    assert_eq!(&r.data, &[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        &r.data,
+        &[0, 0, 0, 8, 0, 0, 0, 0, 1, 0, 0x40, 0, 0, 0, 0, 0]
+    );
+    let r = cd.cmd_lun([1, 0, 0x41, 0, 0, 0, 0, 0], &[0x00, 0, 0, 0, 0, 0], 0);
+    r.good();
     let r = cd.cmd_lun(
         [1, 1, 0x40, 0, 0, 0, 0, 0],
         &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0],

@@ -68,6 +68,8 @@ pub struct Vm {
     pub disks: Vec<(PathBuf, ImageFormat)>,
     pub ifaces: Vec<Iface>,
     pub cdrom: Option<PathBuf>,
+    /// `boot device` or vmctl -B, as VMBOOTDEV_*.
+    pub boot_device: u32,
     pub uid: u32,
     pub gid: Option<u32>,
     /// The definition this VM was made from (vm.conf, or an instance of
@@ -120,6 +122,7 @@ impl Vm {
                 })
                 .collect(),
             cdrom: c.cdrom.as_ref().map(PathBuf::from),
+            boot_device: c.boot_device.wire_value(),
             uid: c.owner.uid,
             gid: c.owner.gid,
             def: Some(c.clone()),
@@ -455,6 +458,7 @@ impl VmTable {
                 String::from_utf8_lossy(c_str(&p.vmc_cdrom)).into_owned(),
             ))
             .filter(|p| !p.as_os_str().is_empty()),
+            boot_device: p.vmc_bootdevice,
             uid,
             gid: None,
             def: None,
@@ -488,6 +492,7 @@ impl VmTable {
         params.vmc_name = c_string(&vm.name)
             .ok_or_else(|| StartError::Invalid(format!("vm name {} too long", vm.name)))?;
         params.vmc_ncpus = 1;
+        params.vmc_bootdevice = vm.boot_device;
         params.vmc_nmemranges = 1;
         params.vmc_memranges[0].vmr_size = vm.memory;
         params.vmc_owner.uid = vm.uid;

@@ -586,9 +586,11 @@ impl LunAddress {
         })
     }
 
-    /// Whether this is the CD-ROM (target 0, LUN 0), the only device.
+    /// Whether this names the CD-ROM, the only device: target 0 and a low
+    /// LUN byte of 0, as vmd decides. Drivers that take REPORT LUNS' echo
+    /// at its word (SeaBIOS, Linux) address it as flat LUN 256.
     pub fn is_cdrom(&self) -> bool {
-        self.target == 0 && self.lun == 0
+        self.target == 0 && self.lun & 0xff == 0
     }
 }
 
@@ -762,7 +764,8 @@ impl Scsi {
     }
 
     /// Runs a parsed command against the device state.
-    fn execute(&mut self, cmd: &ScsiCommand) -> Result<DataIn, Sense> {
+    /// Runs `cmd`, addressed to `lun` (REPORT LUNS answers with it).
+    fn execute(&mut self, cmd: &ScsiCommand, lun: &[u8; 8]) -> Result<DataIn, Sense> {
         Ok(match *cmd {
             ScsiCommand::TestUnitReady => {
                 self.medium_present()?;
@@ -844,9 +847,12 @@ impl Scsi {
                 reply(vec![0; 8], alloc_len.into())
             }
             ScsiCommand::ReportLuns { alloc_len } => {
-                // One LUN, LUN 0, whose eight bytes are zero.
+                // One LUN: the one asked, in the driver's own encoding, as
+                // vmd answers. SeaBIOS turns 01 00 40 00 into LUN
+                // 0x40000100, which is what vmd's fw_cfg boot order names.
                 let mut d = vec![0u8; 16];
                 d[0..4].copy_from_slice(&8u32.to_be_bytes());
+                d[8..16].copy_from_slice(lun);
                 reply(d, alloc_len)
             }
         })
@@ -957,7 +963,7 @@ impl Scsi {
                 return (ResponseHeader::check(e.sense(), all), 0);
             }
         };
-        let data = match self.execute(&cmd) {
+        let data = match self.execute(&cmd, &req.lun) {
             Ok(d) => d,
             // Normal for a CD-ROM (a probe past the end, no disc): the
             // guest learns it from the sense data, not the log.
@@ -1303,6 +1309,11 @@ mod tests {
                 lun: 256
             }
         );
+        // After REPORT LUNS' echo SeaBIOS and Linux address LUN 256: still
+        // the CD for vmd, which looks at the target and the low LUN byte.
+        assert!(p([1, 0, 0x41, 0, 0, 0, 0, 0]).unwrap().is_cdrom());
+        assert!(!p([1, 0, 0x40, 1, 0, 0, 0, 0]).unwrap().is_cdrom());
+        assert!(!p([1, 1, 0x40, 0, 0, 0, 0, 0]).unwrap().is_cdrom());
         assert_eq!(p([1, 1, 0x40, 0, 0, 0, 0, 0]).unwrap().target, 1);
         assert!(p([0, 0, 0x40, 0, 0, 0, 0, 0]).is_err());
         assert!(p([1, 0, 0x80, 0, 0, 0, 0, 0]).is_err());

@@ -339,6 +339,15 @@ struct Lease {
     yiaddr: [u8; 4],
     server: [u8; 4],
     router: [u8; 4],
+    /// BOOTP's boot file and option 12, as vmd gives them for `boot device
+    /// net`.
+    file: [u8; 128],
+    hostname: [u8; 64],
+}
+
+fn text(b: &[u8]) -> &str {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(&b[..end]).unwrap_or("?")
 }
 
 /// A DHCP answer for us, from the frame's BOOTP payload.
@@ -363,6 +372,8 @@ fn parse_dhcp(f: &[u8], mac: [u8; 6]) -> Option<Lease> {
         yiaddr: ip4(b, 16)?,
         server: [0; 4],
         router: [0; 4],
+        file: b.get(108..236)?.try_into().ok()?,
+        hostname: [0; 64],
     };
     let mut o = 240;
     while let Some(&code) = b.get(o) {
@@ -380,6 +391,10 @@ fn parse_dhcp(f: &[u8], mac: [u8; 6]) -> Option<Lease> {
             (53, 1) => lease.kind = v[0],
             (54, 4) => lease.server = v.try_into().ok()?,
             (3, n) if n >= 4 => lease.router = v[..4].try_into().ok()?,
+            (12, n) => {
+                let n = n.min(lease.hostname.len() - 1);
+                lease.hostname[..n].copy_from_slice(&v[..n]);
+            }
             _ => {}
         }
         o += 2 + len;
@@ -441,6 +456,13 @@ pub fn ping(d: Device) {
     };
     let (ip, router) = (ack.yiaddr, ack.router);
     println!("KERN-DHCP-OK {} router {}", dotted(ip), dotted(router));
+    if ack.file[0] != 0 {
+        println!(
+            "KERN-DHCP-BOOT file={} host={}",
+            text(&ack.file),
+            text(&ack.hostname)
+        );
+    }
 
     let mut router_mac = None;
     for _ in 0..3 {
