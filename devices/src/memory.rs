@@ -95,7 +95,9 @@ impl MemoryRange {
 
 struct Region {
     range: MemoryRange,
-    fd: OwnedFd,
+    /// The shared-memory file, when this process mapped one; none for
+    /// mappings the kernel made for us (vmm(4)'s VMM_IOC_SHAREMEM).
+    fd: Option<OwnedFd>,
     fd_offset: u64,
     host: NonNull<u8>,
 }
@@ -119,7 +121,7 @@ impl Region {
             })?;
         Ok(Region {
             range,
-            fd,
+            fd: Some(fd),
             fd_offset,
             host,
         })
@@ -135,8 +137,9 @@ impl Region {
 #[derive(Debug)]
 pub struct RegionInfo<'a> {
     pub range: MemoryRange,
-    /// The shared-memory file, to pass to another process.
-    pub fd: BorrowedFd<'a>,
+    /// The shared-memory file, to pass to another process; none for
+    /// memory vmm(4) shared into this process.
+    pub fd: Option<BorrowedFd<'a>>,
     /// Where `range` starts in `fd`.
     pub fd_offset: u64,
     /// Where the range is mapped in this process.
@@ -212,6 +215,31 @@ impl GuestMemory {
         Ok(GuestMemory::from_regions(regions))
     }
 
+    /// Adopts mappings the kernel made in this process of another
+    /// process's guest memory (vmm(4)'s VMM_IOC_SHAREMEM): each range with
+    /// where it is mapped. They are unmapped when the memory is dropped.
+    ///
+    /// # Safety
+    ///
+    /// Each pointer must start a live, readable and writable mapping of
+    /// its range's size that nothing else unmaps or uses as Rust memory.
+    pub unsafe fn adopt_mappings(
+        ranges: impl IntoIterator<Item = (MemoryRange, NonNull<u8>)>,
+    ) -> Result<GuestMemory, MapError> {
+        let ranges: Vec<_> = ranges.into_iter().collect();
+        check_layout(ranges.iter().map(|(r, _)| r))?;
+        let regions = ranges
+            .into_iter()
+            .map(|(range, host)| Region {
+                range,
+                fd: None,
+                fd_offset: 0,
+                host,
+            })
+            .collect();
+        Ok(GuestMemory::from_regions(regions))
+    }
+
     fn from_regions(mut regions: Vec<Region>) -> GuestMemory {
         regions.sort_by_key(|r| r.range.guest_addr);
         GuestMemory {
@@ -223,7 +251,7 @@ impl GuestMemory {
     pub fn regions(&self) -> impl Iterator<Item = RegionInfo<'_>> {
         self.regions.iter().map(|r| RegionInfo {
             range: r.range,
-            fd: r.fd.as_fd(),
+            fd: r.fd.as_ref().map(|fd| fd.as_fd()),
             fd_offset: r.fd_offset,
             host_addr: r.host.as_ptr(),
         })
@@ -710,10 +738,13 @@ mod tests {
     fn second_mapping_of_the_fds_sees_the_same_memory() {
         let m = two_ranges();
         m.write_u32(0x100004, 0xfeed_f00d).unwrap();
-        let again = GuestMemory::from_fds(
-            m.regions()
-                .map(|r| (r.range, r.fd.try_clone_to_owned().unwrap(), r.fd_offset)),
-        )
+        let again = GuestMemory::from_fds(m.regions().map(|r| {
+            (
+                r.range,
+                r.fd.unwrap().try_clone_to_owned().unwrap(),
+                r.fd_offset,
+            )
+        }))
         .unwrap();
         assert_eq!(again.read_u32(0x100004).unwrap(), 0xfeed_f00d);
         again.write_u8(0x5, 0x42).unwrap();
@@ -722,7 +753,7 @@ mod tests {
         let r = m.regions().nth(1).unwrap();
         let too_big = MemoryRange::new(0, r.range.size + 1);
         assert!(matches!(
-            GuestMemory::from_fds([(too_big, r.fd.try_clone_to_owned().unwrap(), 0)]),
+            GuestMemory::from_fds([(too_big, r.fd.unwrap().try_clone_to_owned().unwrap(), 0)]),
             Err(MapError::FileTooSmall { .. })
         ));
     }

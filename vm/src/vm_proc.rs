@@ -187,6 +187,13 @@ fn start_vm(
             )
         })?;
 
+    // Device processes see the VM as created: vmm(4)'s id and the memory
+    // map, which they share on OpenBSD.
+    let mut created = *vm;
+    created.vm_vmmid = hv.id().unwrap_or(0);
+    device_proc::set_memranges(&mut created.vm_params, &map)
+        .map_err(|e| (libc::ENOMEM, e.to_string()))?;
+    let vm = &created;
     let disks = launch_disks(args, vm, &mem)?;
     let nics = launch_nics(args, vm, prefix, &mem)?;
     let cdrom = if vm.vm_cdrom >= 0 {

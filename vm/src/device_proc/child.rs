@@ -213,7 +213,7 @@ fn run(args: &DeviceArgs, raw: &mut File, sync: &mut ImsgBuf) -> Result<(), Fail
         .map_err(fail(libc::EIO))?;
     let vm = VmdVm::get(&buf);
     sync.allow_fdpass();
-    let mem = sys::receive_guest_memory(sync, args.vmm_fd).map_err(fail(libc::EIO))?;
+    let mem = sys::receive_guest_memory(sync, args.vmm_fd, &vm).map_err(fail(libc::EIO))?;
     let async_fd = inherited(dev.async_fd, "async channel").map_err(fail(libc::EBADF))?;
 
     let irq = Arc::new(PendingIrq::default());

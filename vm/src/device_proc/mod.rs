@@ -20,6 +20,7 @@
 
 pub mod child;
 pub mod launch;
+pub mod sharemem;
 
 use crate::abi::viodev_msg::ViodevMsg;
 use vmm_sys::Wire;
@@ -76,22 +77,16 @@ pub(crate) fn new_msg(msg_type: u8) -> ViodevMsg {
     m
 }
 
-/// The parts of `struct vmd_vm` a device process reads: the name, the
-/// memory ranges, and each disk's path, format and number of images.
-pub fn describe_vm(
-    name: &str,
+/// Puts the guest memory map into vm parameters, as vmd's vm process does
+/// before it starts device processes (which on OpenBSD share exactly these
+/// ranges through VMM_IOC_SHAREMEM).
+pub fn set_memranges(
+    p: &mut crate::abi::vmop::VmopCreateParams,
     map: &[crate::memory_layout::Range],
-    disks: &[(&std::path::Path, devices::disk::ImageFormat, usize)],
-) -> Result<crate::abi::VmdVm, DeviceProcError> {
-    use crate::abi::vmop::{VMDF_QCOW2, VMDF_RAW};
+) -> Result<(), DeviceProcError> {
     use crate::memory_layout::RangeKind;
     use vmm_sys::consts::{VMM_MAX_MEM_RANGES, VM_MEM_RAM, VM_MEM_RESERVED};
 
-    let mut vm = crate::abi::VmdVm::zeroed();
-    let p = &mut vm.vm_params;
-    p.vmc_name = vmm_sys::wire::c_string(name)
-        .ok_or_else(|| DeviceProcError::Protocol(format!("vm name {name:?} too long")))?;
-    p.vmc_ncpus = 1;
     let ranges: Vec<_> = map.iter().filter(|r| r.kind != RangeKind::Mmio).collect();
     if ranges.len() > VMM_MAX_MEM_RANGES {
         return Err(DeviceProcError::Memory(format!(
@@ -109,6 +104,23 @@ pub fn describe_vm(
             VM_MEM_RESERVED
         };
     }
+    Ok(())
+}
+
+/// The parts of `struct vmd_vm` a device process reads: the name, the
+/// memory ranges, and each disk's path, format and number of images.
+pub fn describe_vm(
+    name: &str,
+    map: &[crate::memory_layout::Range],
+    disks: &[(&std::path::Path, devices::disk::ImageFormat, usize)],
+) -> Result<crate::abi::VmdVm, DeviceProcError> {
+    use crate::abi::vmop::{VMDF_QCOW2, VMDF_RAW};
+    let mut vm = crate::abi::VmdVm::zeroed();
+    let p = &mut vm.vm_params;
+    p.vmc_name = vmm_sys::wire::c_string(name)
+        .ok_or_else(|| DeviceProcError::Protocol(format!("vm name {name:?} too long")))?;
+    p.vmc_ncpus = 1;
+    set_memranges(p, map)?;
     if disks.len() > crate::abi::VM_MAX_DISKS_PER_VM {
         return Err(DeviceProcError::Protocol(format!("{} disks", disks.len())));
     }

@@ -7,6 +7,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use devices::memory::{GuestMemory, MemoryRange};
 use imsg::ImsgBuf;
 
+use crate::abi::vmd_vm::VmdVm;
 use crate::device_proc::DeviceProcError;
 
 /// Private to Linux vmd: first the number of ranges, then one message per
@@ -28,7 +29,8 @@ pub fn send_guest_memory(sync: &mut ImsgBuf, mem: &GuestMemory) -> Result<(), De
     .map_err(DeviceProcError::imsg("send guest memory"))?;
     for r in &regions {
         let fd =
-            r.fd.try_clone_to_owned()
+            r.fd.ok_or_else(|| DeviceProcError::Memory("guest memory without a file".into()))?
+                .try_clone_to_owned()
                 .map_err(DeviceProcError::io("dup guest memory fd"))?;
         let mut payload = [0u8; 24];
         payload[..8].copy_from_slice(&r.range.guest_addr.to_le_bytes());
@@ -47,10 +49,12 @@ fn read_msg(sync: &mut ImsgBuf) -> Result<imsg::Imsg, DeviceProcError> {
         .ok_or_else(|| DeviceProcError::Memory("channel closed before guest memory arrived".into()))
 }
 
-/// Maps the guest memory the vm process sent. `_vmm_fd` is unused here.
+/// Maps the guest memory the vm process sent. `_vmm_fd` and `_vm` are
+/// for vmm(4) hosts.
 pub fn receive_guest_memory(
     sync: &mut ImsgBuf,
     _vmm_fd: RawFd,
+    _vm: &VmdVm,
 ) -> Result<GuestMemory, DeviceProcError> {
     let first = read_msg(sync)?;
     if first.type_() != IMSG_GUEST_MEMORY_COUNT {

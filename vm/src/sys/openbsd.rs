@@ -1,24 +1,47 @@
 //! OpenBSD: device processes map guest memory through vmm(4)
 //! (VMM_IOC_SHAREMEM on the `-i` fd), so nothing travels on the channel.
 
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 
 use devices::memory::GuestMemory;
 use imsg::ImsgBuf;
 
+use crate::abi::vmd_vm::VmdVm;
+use crate::device_proc::sharemem::{adopt_list, shared_ranges};
 use crate::device_proc::DeviceProcError;
 
 pub fn send_guest_memory(_sync: &mut ImsgBuf, _mem: &GuestMemory) -> Result<(), DeviceProcError> {
     Ok(())
 }
 
+/// Maps the VM's memory into this device process as vmd's
+/// remap_guest_mem does: VMM_IOC_SHAREMEM on the `-i` /dev/vmm handle,
+/// for vmm(4)'s VM `vm.vm_vmmid` and the ranges the vm process created it
+/// with; the kernel picks where each range lands.
 pub fn receive_guest_memory(
     _sync: &mut ImsgBuf,
-    _vmm_fd: RawFd,
+    vmm_fd: RawFd,
+    vm: &VmdVm,
 ) -> Result<GuestMemory, DeviceProcError> {
-    Err(DeviceProcError::Memory(
-        "sharing guest memory through VMM_IOC_SHAREMEM is not implemented yet".into(),
-    ))
+    let ranges = shared_ranges(vm)?;
+    if vmm_fd < 0 {
+        return Err(DeviceProcError::Memory("no /dev/vmm handle (-i)".into()));
+    }
+    // SAFETY: vmm_fd is the /dev/vmm handle this process was started with;
+    // borrowed only for the ioctl.
+    let fd = unsafe { BorrowedFd::borrow_raw(vmm_fd) };
+    let owned = fd
+        .try_clone_to_owned()
+        .map_err(DeviceProcError::io("dup /dev/vmm handle"))?;
+    let vmm = vmm_sys::Vmm::from_fd(owned);
+    let vas = vmm
+        .share_mem(vm.vm_vmmid, &ranges)
+        .map_err(|e| DeviceProcError::Memory(format!("VMM_IOC_SHAREMEM: {e}")))?;
+    let mappings = adopt_list(&ranges, &vas)?;
+    // SAFETY: vmm(4) just mapped each range, of its size, at these
+    // addresses in this process; nothing else knows of them.
+    unsafe { GuestMemory::adopt_mappings(mappings) }
+        .map_err(|e| DeviceProcError::Memory(e.to_string()))
 }
 
 /// The hypervisor as the vm process uses it: vmm(4), on the /dev/vmm
