@@ -90,6 +90,9 @@ pub struct MachineConfig {
     pub console: Box<dyn SerialSink>,
     /// Where COM1 input comes from, if anywhere.
     pub console_input: Option<OwnedFd>,
+    /// For an ELF kernel booted with `boot device net`: the first
+    /// interface's MAC, passed as BOOTARG_BOOTMAC (vmd's vm.c).
+    pub boot_mac: Option<[u8; 6]>,
     /// Where the firmware's debug log (port 0x402) goes, if anywhere.
     pub firmware_log: Option<Box<dyn SerialSink>>,
     pub boot_device: BootDevice,
@@ -318,7 +321,7 @@ impl Machine {
                 &config.bios[..],
                 &elf::KernelBoot {
                     map: &map,
-                    boot_mac: None,
+                    boot_mac: config.boot_mac,
                 },
             )?;
             Some(loaded.regs)

@@ -229,6 +229,9 @@ fn start_vm(
                 dropped: 0,
             }),
             console_input: Some(console_in),
+            // vm.c: a network boot tells the kernel which interface.
+            boot_mac: (p.vmc_bootdevice == VMBOOTDEV_NET && p.vmc_nnics > 0)
+                .then_some(p.vmc_macs[0]),
             firmware_log: None,
             boot_device: match p.vmc_bootdevice {
                 VMBOOTDEV_DISK => BootDevice::Disk,

@@ -152,6 +152,7 @@ mod bench {
                 cdrom: None,
                 console: Box::new(console.clone()),
                 console_input: None,
+                boot_mac: None,
                 firmware_log: None,
                 boot_device: BootDevice::Disk,
             },

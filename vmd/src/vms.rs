@@ -608,7 +608,9 @@ impl VmTable {
 }
 
 /// A locally administered MAC for an interface vm.conf gives none, as
-/// vmd makes them: fe:e1:ba:d0 and two random bytes.
+/// vmd makes them: ether_fakeaddr's fe:e1:ba:d0 moved on by one (fe:e1:bb),
+/// the interface number in the low nibble of the fourth byte, and two
+/// random bytes.
 fn random_mac(vmid: u32, idx: usize) -> [u8; 6] {
     let mut r = [0u8; 2];
     if std::fs::File::open("/dev/urandom")
@@ -617,7 +619,14 @@ fn random_mac(vmid: u32, idx: usize) -> [u8; 6] {
     {
         r = [vmid as u8, idx as u8];
     }
-    [0xfe, 0xe1, 0xba, 0xd0, r[0], r[1]]
+    [
+        0xfe,
+        0xe1,
+        0xba + 1,
+        0xd0 | ((idx + 1) & 0xf) as u8,
+        r[0],
+        r[1],
+    ]
 }
 
 /// The boot image: the configured one, else vmd's default firmware, else

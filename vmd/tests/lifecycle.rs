@@ -1002,6 +1002,17 @@ fn the_test_kernel_pings_the_host_through_vionet() {
     ] {
         assert!(text.contains(m), "{m} missing:\n{text}");
     }
+    // A network boot hands the kernel the MAC of the NIC it boots from,
+    // vmd's fe:e1:bb:d1:xx:xx for the first interface.
+    let mac = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("KERN-NET-MAC "))
+        .expect("KERN-NET-MAC");
+    assert!(mac.starts_with("fe:e1:bb:d1:"), "{mac}");
+    assert!(
+        text.contains(&format!("KERN-BOOTMAC {mac}")),
+        "no KERN-BOOTMAC {mac}:\n{text}"
+    );
     // An echo reply with our payload from 100.64.1.2 can only come from
     // the host's stack on tap78: vionet forwards ICMP, it does not answer it.
 }

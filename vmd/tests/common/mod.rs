@@ -242,6 +242,7 @@ pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
             cdrom: None,
             console: Box::new(console.clone()),
             console_input: None,
+            boot_mac: None,
             firmware_log: Some(Box::new(firmware.clone())),
             boot_device: BootDevice::Disk,
         },
