@@ -191,12 +191,7 @@ impl ImsgBuf {
             peerid,
             pid: if pid == 0 { self.pid } else { pid },
         };
-        let mut bytes = Vec::with_capacity(len);
-        bytes.extend_from_slice(&hdr.to_bytes(fd.is_some()));
-        for p in parts {
-            bytes.extend_from_slice(p);
-        }
-        self.writer.push(bytes, fd);
+        self.writer.push(&hdr.to_bytes(fd.is_some()), parts, fd);
         Ok(())
     }
 

@@ -64,6 +64,15 @@ impl Reader {
             self.pending_fd = Some((fd, self.offset));
         }
         while !chunk.is_empty() {
+            // The common case first: a whole message at the start of the
+            // chunk becomes one Imsg with one copy of its payload.
+            if self.partial.is_none() && self.hdr_bytes.is_empty() {
+                if let Some(used) = self.take_whole(chunk)? {
+                    chunk = &chunk[used..];
+                    self.offset += used as u64;
+                    continue;
+                }
+            }
             let used = match self.partial {
                 None => self.take_header(chunk)?,
                 Some(ref mut p) => {
@@ -78,6 +87,37 @@ impl Reader {
             self.complete_partial();
         }
         Ok(())
+    }
+
+    /// If `chunk` starts with a complete message, queues it and returns
+    /// its length.
+    fn take_whole(&mut self, chunk: &[u8]) -> Result<Option<usize>> {
+        let Some(raw) = chunk.first_chunk::<IMSG_HEADER_SIZE>() else {
+            return Ok(None);
+        };
+        let (hdr, marked) = ImsgHdr::from_bytes(raw);
+        let len = hdr.len as usize;
+        if len < IMSG_HEADER_SIZE || len > self.maxsize {
+            return Err(Error::HeaderLength {
+                len: hdr.len,
+                max: self.maxsize,
+            });
+        }
+        let Some(data) = chunk.get(IMSG_HEADER_SIZE..len) else {
+            return Ok(None);
+        };
+        let owned = matches!(self.pending_fd, Some((_, at)) if at <= self.offset);
+        let fd = match (marked, owned) {
+            (true, true) => self.pending_fd.take().map(|(fd, _)| fd),
+            (true, false) => return Err(Error::MissingFd { type_: hdr.type_ }),
+            (false, _) => None,
+        };
+        self.ready.push_back(Imsg {
+            hdr,
+            data: data.to_vec(),
+            fd,
+        });
+        Ok(Some(len))
     }
 
     /// Consumes header bytes from `chunk`; once 16 are there, starts the
