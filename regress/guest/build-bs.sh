@@ -4,6 +4,7 @@
 #   bsdisk.qcow2  the same disk as qcow2 (qemu-img convert)
 #   bsreboot.img  the same guest built to triple-fault on its first boot
 #   bsloop.img    and one that triple-faults on every boot
+#   bsidle.img    and one that idles after BS-DONE until it is stopped
 #   bs-data.bin   the data area (2048 lines "vmdbsdata%06x\n")
 #   bs.env        shell variables the tests read: data LBA, write LBA, sums
 # Needs as, ld (binutils), perl and qemu-img; .ci/install-deps installs them.
@@ -35,6 +36,7 @@ assemble() { # name, extra as options
 assemble bs
 assemble bsreboot --defsym REBOOT_ONCE=1
 assemble bsloop --defsym REBOOT_ONCE=1 --defsym REBOOT_ALWAYS=1
+assemble bsidle --defsym IDLE=1
 
 perl -e 'printf "vmdbsdata%06x\n", $_ for 0 .. 2047' > "$out/bs-data.bin"
 sum=$(perl -e 'local $/; my $s = 0; $s = ($s + $_) % 4294967296 for unpack("V*", <STDIN>); printf "%08x", $s' \
@@ -51,6 +53,9 @@ dd if="$tmp/bsreboot.bin" of="$out/bsreboot.img" conv=notrunc status=none
 rm -f "$out/bsloop.img"
 cp --sparse=always "$out/bsdisk.img" "$out/bsloop.img"
 dd if="$tmp/bsloop.bin" of="$out/bsloop.img" conv=notrunc status=none
+rm -f "$out/bsidle.img"
+cp --sparse=always "$out/bsdisk.img" "$out/bsidle.img"
+dd if="$tmp/bsidle.bin" of="$out/bsidle.img" conv=notrunc status=none
 
 cat > "$out/bs.env" <<ENV
 BS_DATA_LBA=$DATA_LBA
