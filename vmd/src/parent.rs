@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use std::os::fd::OwnedFd;
 
-use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VmopResult, VMOP_FORCE, VMOP_WAIT};
+use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VmopResult, VMOP_FORCE};
 use vmm_sys::wire::c_str;
 use vmm_sys::Wire;
 
@@ -30,9 +30,6 @@ const CONFIG_ALL: u32 = 0xff;
 
 /// vmd.h: seconds between batches of VMs started at launch.
 const STAGGERED_START_DELAY: u64 = 30;
-
-/// vmd.h: the answer to stopping a VM that is not running.
-const VMD_VM_STOP_INVALID: i32 = 1004;
 
 const SIGNALS: Token = Token(100);
 
@@ -322,6 +319,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         }
         (ProcId::Vmm, IMSG_VMDOP_TERMINATE_VM_EVENT) => {
             let Some(vm) = vms.find(peer, "") else {
+                log::debug!("vmd_dispatch_vmm: vm {peer} is no longer available");
                 return;
             };
             log::info!("{}: vm {} stopped", vm.name, vm.id);
@@ -329,18 +327,18 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             vm.pid = 0;
             vm.tty.clear();
             let id = vm.id;
-            for w in std::mem::take(&mut vm.waiters) {
-                r.send(
-                    ProcId::Control,
-                    IMSG_VMDOP_TERMINATE_VM_EVENT,
-                    w,
-                    None,
-                    &vmop_result(0, id),
-                );
-            }
             if !vm.from_config {
                 vms.vms.retain(|v| v.id != id);
             }
+            // Control passes it to the clients waiting for this VM; the
+            // vm process's exit status means nothing to them.
+            r.send(
+                ProcId::Control,
+                IMSG_VMDOP_TERMINATE_VM_EVENT,
+                peer,
+                None,
+                &vmop_result(0, id),
+            );
         }
         (
             ProcId::Control,
@@ -367,7 +365,6 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             let id = u32::from_ne_bytes(d[0..4].try_into().unwrap_or_default());
             let name = String::from_utf8_lossy(c_str(&d[4..68])).into_owned();
             let uid = u32::from_ne_bytes(d[68..72].try_into().unwrap_or_default());
-            let flags = u32::from_ne_bytes(d[72..76].try_into().unwrap_or_default());
             let Some(vm) = vms.find(id, &name) else {
                 r.send(
                     ProcId::Control,
@@ -378,37 +375,42 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
                 return;
             };
-            if !vm.permits(uid, &no_groups) {
+            let stop_or_wait = matches!(
+                t,
+                IMSG_VMDOP_TERMINATE_VM_REQUEST | IMSG_VMDOP_WAIT_VM_REQUEST
+            );
+            // As vmd: a VM that is not running cannot be stopped or
+            // waited for (EINVAL); the owner check comes after that.
+            let refusal = if stop_or_wait && !vm.is_running() {
+                Some(libc::EINVAL)
+            } else if !vm.permits(uid, &no_groups) {
+                Some(libc::EPERM)
+            } else if !vm.is_running() {
+                Some(libc::EINVAL)
+            } else {
+                None
+            };
+            if let Some(errno) = refusal {
                 r.send(
                     ProcId::Control,
                     reply,
                     peer,
                     None,
-                    &vmop_result(libc::EPERM, vm.id),
+                    &vmop_result(errno, vm.id),
                 );
-                return;
-            }
-            if !vm.is_running() {
-                let res = if t == IMSG_VMDOP_TERMINATE_VM_REQUEST || t == IMSG_VMDOP_WAIT_VM_REQUEST
-                {
-                    VMD_VM_STOP_INVALID
-                } else {
-                    libc::EINVAL
-                };
-                r.send(ProcId::Control, reply, peer, None, &vmop_result(res, vm.id));
                 return;
             }
             let mut fwd = d.to_vec();
             fwd[0..4].copy_from_slice(&vm.id.to_ne_bytes());
             match t {
-                IMSG_VMDOP_WAIT_VM_REQUEST => vm.waiters.push(peer),
-                IMSG_VMDOP_TERMINATE_VM_REQUEST => {
-                    if flags & (VMOP_WAIT | VMOP_FORCE) != 0 {
-                        vm.waiters.push(peer);
-                    } else {
-                        r.send(ProcId::Control, reply, peer, None, &vmop_result(0, vm.id));
+                IMSG_VMDOP_WAIT_VM_REQUEST | IMSG_VMDOP_TERMINATE_VM_REQUEST => {
+                    // Only a stop goes on to vmm. Either is answered at
+                    // once; control holds the answer back for a client
+                    // that waits (VMOP_WAIT) until the VM has stopped.
+                    if t == IMSG_VMDOP_TERMINATE_VM_REQUEST {
+                        r.send(ProcId::Vmm, t, peer, None, &fwd);
                     }
-                    r.send(ProcId::Vmm, t, peer, None, &fwd);
+                    r.send(ProcId::Control, reply, peer, None, &vmop_result(0, vm.id));
                 }
                 _ => r.send(ProcId::Vmm, t, peer, None, &fwd),
             }

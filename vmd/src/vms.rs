@@ -69,8 +69,6 @@ pub struct Vm {
     pub tty: String,
     /// The control connection waiting for the start result.
     pub start_peer: Option<u32>,
-    /// Control connections waiting for the VM to stop.
-    pub waiters: Vec<u32>,
 }
 
 impl Vm {
@@ -118,7 +116,6 @@ impl Vm {
             pid: 0,
             tty: String::new(),
             start_peer: None,
-            waiters: Vec::new(),
         }
     }
 
@@ -383,7 +380,6 @@ impl VmTable {
             pid: 0,
             tty: String::new(),
             start_peer: None,
-            waiters: Vec::new(),
         });
         Ok(id)
     }

@@ -124,7 +124,7 @@ fn a_second_user_may_run_only_its_own_vm() {
     let out = as_user(&["stop", "-f", "mine"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm mine: forced to terminate vm 1\n"
+        "stopping vm mine: requested to shutdown vm 1\n"
     );
     let _ = vmctl(&d, &["stop", "-f", "theirs"]);
 }
@@ -480,12 +480,12 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     );
     assert_written_sector(&std::fs::read(&image).unwrap(), &guest);
 
-    // Stopping a stopped VM is refused as vmctl reports it.
+    // Stopping a stopped VM is refused as vmd refuses it (EINVAL).
     let out = vmctl(&d, &["stop", "bs"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm bs: cannot stop vm that is not running\n"
+        "stopping vm bs: failed: Invalid argument\n"
     );
 
     // vmctl start -c: the console shows the guest until the VM stops.
@@ -517,7 +517,8 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     );
     assert_eq!(status_of(&d, "bs").unwrap()[7], "stopped");
 
-    // A VM made on the command line, forced off, is forgotten.
+    // A VM made on the command line, forced off (and waited for), is
+    // forgotten.
     let mb = guest.dir.join("other.img");
     std::fs::copy(&image, &mb).unwrap();
     let out = vmctl(
@@ -531,10 +532,10 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
         (cols[0].as_str(), cols[3].as_str(), cols[7].as_str()),
         ("2", "64M", "running")
     );
-    let out = vmctl(&d, &["stop", "-f", "adhoc"]);
+    let out = vmctl(&d, &["stop", "-fw", "adhoc"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm adhoc: forced to terminate vm 2\n"
+        "stopping vm adhoc: terminated vm 2\n"
     );
     assert!(status_of(&d, "adhoc").is_none());
     let out = vmctl(

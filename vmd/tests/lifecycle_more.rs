@@ -1,0 +1,193 @@
+//! More of vmd and vmctl end to end, each against a real vmd on a
+//! temporary control socket with real guests: `vmctl wait`, a vm process
+//! that dies by a signal, images from `vmctl create` booted under vmd,
+//! switch membership of a VM's tap in a network namespace, and `vmctl
+//! log verbose|brief` reaching the vm and device processes.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::build_guest;
+use common::daemon::{
+    attach, is_in_state, root_and_kvm, start_vmd, status_of, stderr_of, text, vmctl, vmctl_command,
+    wait_exit, wait_for,
+};
+
+/// A copy of one of the guest's images under a new name.
+fn image(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let p = dir.join(to);
+    std::fs::copy(dir.join(from), &p).unwrap();
+    p
+}
+
+/// A vm.conf block for a 64M VM on `disk`, with `extra` lines.
+fn vm_block(name: &str, disk: &Path, extra: &str) -> String {
+    format!(
+        "vm \"{name}\" {{\n\tmemory 64M\n\tdisk \"{}\"\n{extra}}}\n",
+        disk.display()
+    )
+}
+
+/// A `vmctl wait` started in the background.
+fn spawn_wait(d: &common::daemon::Daemon, id: &str) -> Child {
+    vmctl_command(d, &["wait", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finished(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for the process.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn vmctl_wait_returns_when_the_vm_stops() {
+    if !root_and_kvm("vmctl_wait_returns_when_the_vm_stops") {
+        return;
+    }
+    let guest = build_guest();
+    let disk = image(&guest.dir, "bsidle.img", "w.img");
+    let d = start_vmd(&guest.dir, &vm_block("w", &disk, ""));
+    let (_, console) = attach(&d, "w");
+    wait_for("the guest to idle", Duration::from_secs(30), || {
+        text(&console).contains("BS-IDLE")
+    });
+
+    // Two clients wait, by name and by id; neither returns while the VM
+    // runs.
+    let mut by_name = spawn_wait(&d, "w");
+    let mut by_id = spawn_wait(&d, "1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(by_name.try_wait().unwrap().is_none(), "wait w returned");
+    assert!(by_id.try_wait().unwrap().is_none(), "wait 1 returned");
+    assert!(is_in_state(&d, "w", "running"));
+
+    // Another vmctl stops it; without -w it does not wait, as vmctl.
+    let out = vmctl(&d, &["stop", "-f", "w"]);
+    assert_eq!(
+        stderr_of(&out),
+        "stopping vm w: requested to shutdown vm 1\n"
+    );
+    assert!(out.status.success());
+    let t0 = Instant::now();
+    for (child, said) in [
+        (&mut by_name, "waiting for vm w: terminated vm 1\n"),
+        (&mut by_id, "waiting for vm: terminated vm 1\n"),
+    ] {
+        let status = wait_exit(child, Duration::from_secs(10)).expect("vmctl wait still waits");
+        assert_eq!(status.code(), Some(0));
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(err, said);
+    }
+    println!("vmctl wait returned {:?} after the stop", t0.elapsed());
+    assert!(is_in_state(&d, "w", "stopped"));
+
+    // A stopped VM cannot be waited for, nor an unknown one.
+    let out = vmctl(&d, &["wait", "w"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr_of(&out),
+        "waiting for vm w: failed: Invalid argument\n"
+    );
+    let out = vmctl(&d, &["wait", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr_of(&out), "waiting for vm nope: vm not found\n");
+
+    // A waiting client that goes away leaves nothing behind: the next
+    // connections (which may get its descriptor number) see only their
+    // own answers, and the VM's stop reaches the client still waiting.
+    let out = vmctl(&d, &["start", "w"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut gone = spawn_wait(&d, "w");
+    let mut stays = spawn_wait(&d, "w");
+    std::thread::sleep(Duration::from_millis(300));
+    gone.kill().unwrap();
+    let _ = gone.wait();
+    assert!(status_of(&d, "w").is_some());
+    let out = vmctl(&d, &["stop", "-w", "w"]);
+    assert_eq!(stderr_of(&out), "stopping vm w: terminated vm 1\n");
+    let status = wait_exit(&mut stays, Duration::from_secs(10)).expect("wait still waits");
+    assert!(status.success());
+    assert_eq!(
+        stderr_of(&finished(stays)),
+        "waiting for vm w: terminated vm 1\n"
+    );
+}
+
+#[test]
+fn a_killed_vm_process_stops_only_its_vm() {
+    if !root_and_kvm("a_killed_vm_process_stops_only_its_vm") {
+        return;
+    }
+    let guest = build_guest();
+    let (a, b) = (
+        image(&guest.dir, "bsidle.img", "a.img"),
+        image(&guest.dir, "bsidle.img", "b.img"),
+    );
+    let mut d = start_vmd(
+        &guest.dir,
+        &format!("{}{}", vm_block("a", &a, ""), vm_block("b", &b, "")),
+    );
+    let (a_cols, a_console) = attach(&d, "a");
+    let (b_cols, b_console) = attach(&d, "b");
+    wait_for("both guests to idle", Duration::from_secs(30), || {
+        text(&a_console).contains("BS-IDLE") && text(&b_console).contains("BS-IDLE")
+    });
+    let a_pid: i32 = a_cols[1].parse().unwrap();
+    // a's vioblk process, which must not outlive it.
+    let out = Command::new("pgrep")
+        .args(["-P", &a_pid.to_string()])
+        .output()
+        .unwrap();
+    let devices: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(devices.len(), 1, "a's device processes: {devices:?}");
+
+    // SAFETY: SIGKILL to the vm process vmd started for a.
+    assert_eq!(unsafe { libc::kill(a_pid, libc::SIGKILL) }, 0);
+    wait_for("vm a to stop", Duration::from_secs(10), || {
+        is_in_state(&d, "a", "stopped")
+    });
+    let cols = status_of(&d, "a").unwrap();
+    assert_eq!((cols[1].as_str(), cols[5].as_str()), ("-", "-"), "{cols:?}");
+    wait_for("a's device process to exit", Duration::from_secs(5), || {
+        !devices.iter().any(|&p| alive(p))
+    });
+    // Not restarted: a death by signal is not a reboot.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(is_in_state(&d, "a", "stopped"));
+
+    // vmd and b run on, undisturbed.
+    assert!(d.child.try_wait().unwrap().is_none(), "vmd exited");
+    let cols = status_of(&d, "b").unwrap();
+    assert_eq!(
+        (cols[1].as_str(), cols[7].as_str()),
+        (b_cols[1].as_str(), "running")
+    );
+    let out = vmctl(&d, &["pause", "b"]);
+    assert_eq!(stderr_of(&out), "vmctl: paused vm 2 successfully\n");
+    let out = vmctl(&d, &["unpause", "b"]);
+    assert_eq!(stderr_of(&out), "vmctl: unpaused vm 2 successfully\n");
+
+    // a starts again with the same id.
+    let out = vmctl(&d, &["start", "a"]);
+    assert!(
+        stderr_of(&out).starts_with("vmctl: started vm 1 successfully"),
+        "{out:?}"
+    );
+    assert!(is_in_state(&d, "a", "running"));
+}
