@@ -210,6 +210,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             let mut info = VmopInfoResult::get(d);
             if let Some(vm) = vms.find(info.vir_info.vir_id, "") {
                 vm.complete_info(&mut info);
+                log::debug!(
+                    "vmd_dispatch_vmm: running vm: {}, vm_state: {:#x}",
+                    vm.id,
+                    info.vir_state
+                );
             }
             r.send(
                 ProcId::Control,
@@ -222,6 +227,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_END_DATA) => {
             // VMs vmm does not run: configured, stopped ones.
             for vm in vms.vms.iter().filter(|v| v.state == State::Stopped) {
+                log::debug!(
+                    "vmd_dispatch_vmm: vm: {}, vm_state: {:#x}",
+                    vm.id,
+                    vm.state_bits()
+                );
                 r.send(
                     ProcId::Control,
                     IMSG_VMDOP_GET_INFO_VM_DATA,

@@ -292,6 +292,24 @@ impl Vmm {
                 }
                 let _ = parent.compose(IMSG_VMDOP_GET_INFO_VM_END_DATA, peer, 0, None, &[]);
             }
+            IMSG_CTL_VERBOSE => {
+                // vmm's own log, the vm processes it starts from now on,
+                // and the running ones, which pass it to their devices.
+                let Ok(v) = m.get::<i32>() else {
+                    return;
+                };
+                crate::logging::set_verbose(v.max(0) as usize);
+                self.verbose = v.max(0) as u32;
+                for vm in self.running.values_mut() {
+                    if let Err(e) = vm
+                        .chan
+                        .compose(IMSG_CTL_VERBOSE, 0, 0, None, &v.to_ne_bytes())
+                        .and_then(|()| vm.chan.flush())
+                    {
+                        log::warn!("{}: can't pass on the log level: {e}", vm.name);
+                    }
+                }
+            }
             t => log::debug!("vmm_dispatch_parent: unexpected imsg {t}"),
         }
     }

@@ -9,13 +9,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::build_guest;
 use common::daemon::{
-    attach, is_in_state, root_and_kvm, start_vmd, status_of, stderr_of, text, vmctl, vmctl_command,
-    wait_exit, wait_for,
+    attach, children_of, is_in_state, root_and_kvm, start_vmd, start_vmd_with, status_of,
+    stderr_of, text, vmctl, vmctl_command, wait_exit, wait_for, Options,
 };
 
 /// A copy of one of the guest's images under a new name.
@@ -147,14 +147,7 @@ fn a_killed_vm_process_stops_only_its_vm() {
     });
     let a_pid: i32 = a_cols[1].parse().unwrap();
     // a's vioblk process, which must not outlive it.
-    let out = Command::new("pgrep")
-        .args(["-P", &a_pid.to_string()])
-        .output()
-        .unwrap();
-    let devices: Vec<i32> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let devices = children_of(a_pid);
     assert_eq!(devices.len(), 1, "a's device processes: {devices:?}");
 
     // SAFETY: SIGKILL to the vm process vmd started for a.
@@ -190,4 +183,87 @@ fn a_killed_vm_process_stops_only_its_vm() {
         "{out:?}"
     );
     assert!(is_in_state(&d, "a", "running"));
+}
+
+#[test]
+fn log_verbose_reaches_the_vm_and_device_processes() {
+    if !root_and_kvm("log_verbose_reaches_the_vm_and_device_processes") {
+        return;
+    }
+    let guest = build_guest();
+    let disk = image(&guest.dir, "bsidle.img", "v.img");
+    let d = start_vmd_with(
+        &guest.dir,
+        &vm_block("v", &disk, ""),
+        Options {
+            capture_log: true,
+            ..Options::default()
+        },
+    );
+    let (cols, console) = attach(&d, "v");
+    wait_for("the guest to idle", Duration::from_secs(30), || {
+        text(&console).contains("BS-IDLE")
+    });
+    let vm_pid: i32 = cols[1].parse().unwrap();
+    let vioblk = children_of(vm_pid);
+    assert_eq!(vioblk.len(), 1, "{vioblk:?}");
+    let ok = |args: &[&str]| {
+        let out = vmctl(&d, args);
+        assert!(out.status.success(), "vmctl {args:?}: {out:?}");
+    };
+
+    // Brief (vmd -d without -v): no debug messages from anyone.
+    ok(&["pause", "v"]);
+    ok(&["unpause", "v"]);
+    ok(&["status", "v"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = d.log();
+    assert!(!log.contains("pausing"), "{log}");
+    assert!(!log.contains("vmd_dispatch_vmm: "), "{log}");
+
+    ok(&["log", "verbose"]);
+    // vmd's own: the parent describes the VMs it lists.
+    ok(&["status", "v"]);
+    wait_for("the parent's debug message", Duration::from_secs(5), || {
+        d.log()
+            .contains("vmd_dispatch_vmm: running vm: 1, vm_state: 0x1")
+    });
+    // The vioblk process, told by the running vm process.
+    ok(&["pause", "v"]);
+    ok(&["unpause", "v"]);
+    wait_for("vioblk's debug messages", Duration::from_secs(5), || {
+        let log = d.log();
+        log.contains("pausing") && log.contains("unpausing")
+    });
+    // The vm process itself, as it stops its device process, and vmm.
+    let out = vmctl(&d, &["stop", "-w", "v"]);
+    assert_eq!(stderr_of(&out), "stopping vm v: terminated vm 1\n");
+    wait_for(
+        "the vm process's debug message",
+        Duration::from_secs(5),
+        || {
+            d.log()
+                .contains(&format!("vioblk0: device process {} is stopped", vioblk[0]))
+                && d.log().contains("v: vm 1 exited with status 0")
+        },
+    );
+
+    // Brief again: a VM started now logs no debug messages, and vmd's
+    // own stop too.
+    ok(&["log", "brief"]);
+    let seen = d.log().matches("pausing").count();
+    ok(&["start", "v"]);
+    wait_for("vm v to run", Duration::from_secs(10), || {
+        is_in_state(&d, "v", "running")
+    });
+    ok(&["pause", "v"]);
+    ok(&["unpause", "v"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = d.log();
+    assert_eq!(log.matches("pausing").count(), seen, "{log}");
+    assert_eq!(
+        log.matches("vmd_dispatch_vmm: running vm:").count(),
+        1,
+        "{log}"
+    );
 }

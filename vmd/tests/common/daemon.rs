@@ -54,6 +54,16 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// The processes `pid`'s main thread started (vm processes start their
+/// device processes there).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// Everything `r` yields, collected by a thread until it ends.
 fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
     let out = Arc::new(Mutex::new(Vec::new()));
