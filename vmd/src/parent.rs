@@ -26,6 +26,7 @@ use crate::vms::{State, VmTable};
 
 /// vmd.h: what `vmctl reset` resets.
 const CONFIG_VMS: u32 = 0x01;
+const CONFIG_SWITCHES: u32 = 0x02;
 const CONFIG_ALL: u32 = 0xff;
 
 /// vmd.h: seconds between batches of VMs started at launch.
@@ -90,6 +91,15 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
         c.chan.allow_fdpass();
     }
     let mut vms = VmTable::from_config(config);
+    // The switches' bridges first (vmd_configure), then the VMs.
+    {
+        let mut r = Router {
+            children: &mut children,
+            index: &index,
+        };
+        configure_switches(&mut vms, &mut r);
+    }
+    flush_all(&mut children);
     // Enabled VMs start in batches (vm.conf `staggered start`; vmd's
     // default is as many at once as there are CPUs, 30 s apart).
     let (parallel, delay) = match config.globals.staggered_start {
@@ -122,11 +132,7 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
                 };
                 start_vm(&mut vms, &mut r, id, None);
             }
-            for c in children.iter_mut() {
-                if let Err(e) = c.chan.flush() {
-                    log::warn!("parent: can't write to {}: {e}", c.id.title());
-                }
-            }
+            flush_all(&mut children);
             next_batch = Instant::now() + delay;
         }
         let timeout =
@@ -171,11 +177,15 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
                 dispatch(src, m, &mut r, &mut vms, reparse);
             }
         }
-        for c in children.iter_mut() {
-            // One write stops at each message carrying an fd: flush all.
-            if let Err(e) = c.chan.flush() {
-                log::warn!("parent: can't write to {}: {e}", c.id.title());
-            }
+        flush_all(&mut children);
+    }
+}
+
+fn flush_all(children: &mut [ChildProc]) {
+    for c in children.iter_mut() {
+        // One write stops at each message carrying an fd: flush all.
+        if let Err(e) = c.chan.flush() {
+            log::warn!("parent: can't write to {}: {e}", c.id.title());
         }
     }
 }
@@ -450,7 +460,9 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                         "vmd_reload: {}",
                         file.as_deref().unwrap_or("reloading configuration")
                     );
-                    for id in vms.merge(&config, file.is_none()) {
+                    let start = vms.merge(&config, file.is_none());
+                    configure_switches(vms, r);
+                    for id in start {
                         start_vm(vms, r, id, None);
                     }
                     r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
@@ -480,10 +492,24 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 }
                 vms.vms.retain(|v| v.from_config || v.is_running());
             }
+            if mode & CONFIG_SWITCHES != 0 {
+                // Forgotten, not torn down: taps stay in their bridges,
+                // but VMs that start now join no switch until a reload
+                // brings the switches back.
+                log::info!("vmd_reload: resetting switches");
+                vms.switches.clear();
+            }
             r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
         }
         (_, IMSG_VMDOP_DONE) => {}
         (src, t) => log::debug!("parent: unexpected imsg {t} from {}", src.title()),
+    }
+}
+
+/// Sets up the bridges of switches the configuration brought in.
+fn configure_switches(vms: &mut VmTable, r: &mut Router<'_>) {
+    for (type_, req) in vms.configure_switches() {
+        r.send(ProcId::Priv, type_, 0, None, &req);
     }
 }
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::build_guest;
 use common::daemon::{
-    attach, children_of, is_in_state, root_and_kvm, start_vmd, start_vmd_with, status_of,
-    stderr_of, text, vmctl, vmctl_command, wait_exit, wait_for, Options,
+    attach, children_of, is_in_state, root_and_kvm, spawn_vmd, start_vmd, start_vmd_with,
+    status_of, stderr_of, text, vmctl, vmctl_command, wait_exit, wait_for, Netns, Options,
 };
 
 /// A copy of one of the guest's images under a new name.
@@ -265,5 +265,111 @@ fn log_verbose_reaches_the_vm_and_device_processes() {
         log.matches("vmd_dispatch_vmm: running vm:").count(),
         1,
         "{log}"
+    );
+}
+
+/// The flags of `dev` in `ns` (UP, LOWER_UP, ...) and its alias.
+fn link(ns: &Netns, dev: &str) -> (Vec<String>, Option<String>) {
+    let shown = ns.ip(&["link", "show", "dev", dev]);
+    let flags = shown
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(f, _)| f.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let alias = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("alias "))
+        .map(str::to_string);
+    (flags, alias)
+}
+
+/// The bridge `tap` is a port of, from its /sys/class/net/<tap>/master
+/// as seen inside `ns`.
+fn master(ns: &Netns, tap: &str) -> Option<String> {
+    let out = ns.exec("readlink", &[&format!("/sys/class/net/{tap}/master")]);
+    out.status.success().then(|| {
+        let target = String::from_utf8_lossy(&out.stdout);
+        target.trim().rsplit('/').next().unwrap_or("").to_string()
+    })
+}
+
+#[test]
+fn a_switch_member_joins_the_bridge_until_switches_are_reset() {
+    const TEST: &str = "a_switch_member_joins_the_bridge_until_switches_are_reset";
+    if !root_and_kvm(TEST) {
+        return;
+    }
+    let Some(ns) = Netns::new(TEST, "sw") else {
+        return;
+    };
+    ns.ip(&["link", "add", "bridge0", "type", "bridge"]);
+    let guest = build_guest();
+    let (a, b) = (
+        image(&guest.dir, "bsidle.img", "a.img"),
+        image(&guest.dir, "bsidle.img", "b.img"),
+    );
+    let conf = format!(
+        "switch \"sw\" {{\n\tinterface bridge0\n}}\n{}{}",
+        vm_block("a", &a, "\tinterface tap60 { switch \"sw\" }\n"),
+        vm_block("b", &b, "\tdisable\n\tinterface tap61 { switch \"sw\" }\n"),
+    );
+    let in_ns = || Options {
+        netns: Some(&ns),
+        capture_log: true,
+    };
+    let d = start_vmd_with(&guest.dir, &conf, in_ns());
+    wait_for("vm a to run", Duration::from_secs(10), || {
+        is_in_state(&d, "a", "running")
+    });
+    // vmd set up the switch's bridge and put a's tap in it.
+    wait_for("tap60 to join bridge0", Duration::from_secs(5), || {
+        master(&ns, "tap60").as_deref() == Some("bridge0")
+    });
+    let (flags, alias) = link(&ns, "bridge0");
+    assert!(flags.iter().any(|f| f == "UP"), "bridge0: {flags:?}");
+    assert_eq!(alias.as_deref(), Some("switch1-sw"));
+    let (flags, alias) = link(&ns, "tap60");
+    assert!(flags.iter().any(|f| f == "UP"), "tap60: {flags:?}");
+    assert_eq!(alias.as_deref(), Some("vm1-if0-a"));
+
+    // reset switches: vmd forgets them; a's tap stays where it is, and b,
+    // started now, joins nothing.
+    let out = vmctl(&d, &["reset", "switches"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = vmctl(&d, &["start", "b"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("tap61 to be set up", Duration::from_secs(5), || {
+        d.log().contains("switch \"sw\" not found")
+            && link(&ns, "tap61").0.iter().any(|f| f == "UP")
+    });
+    assert_eq!(master(&ns, "tap61"), None);
+    assert_eq!(master(&ns, "tap60").as_deref(), Some("bridge0"));
+
+    // reload brings the switch back and sets its bridge up again; b, which
+    // ran through the reload, joins it when it starts again.
+    ns.ip(&["link", "set", "dev", "bridge0", "down"]);
+    let out = vmctl(&d, &["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("bridge0 to be up again", Duration::from_secs(5), || {
+        link(&ns, "bridge0").0.iter().any(|f| f == "UP")
+    });
+    assert_eq!(master(&ns, "tap61"), None);
+    let out = vmctl(&d, &["stop", "-fw", "b"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = vmctl(&d, &["start", "b"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("tap61 to join bridge0", Duration::from_secs(5), || {
+        master(&ns, "tap61").as_deref() == Some("bridge0")
+    });
+    drop(d);
+
+    // A switch whose bridge does not exist ends vmd, as in vmd.
+    let dir = common::tempdir();
+    let mut d = spawn_vmd(&dir, "switch \"gone\" {\n\tinterface bridge9\n}\n", in_ns());
+    let status = wait_exit(&mut d.child, Duration::from_secs(10)).expect("vmd still runs");
+    let log = d.log();
+    assert!(
+        log.contains("priv: priv_dispatch_parent: bridge \"bridge9\" does not exist"),
+        "{status}: {log}"
     );
 }

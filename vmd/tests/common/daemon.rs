@@ -142,7 +142,17 @@ pub fn start_vmd(dir: &Path, conf: &str) -> Daemon {
     start_vmd_with(dir, conf, Options::default())
 }
 
+/// Starts a private vmd and waits until its control socket answers.
 pub fn start_vmd_with(dir: &Path, conf: &str, opts: Options<'_>) -> Daemon {
+    let d = spawn_vmd(dir, conf, opts);
+    wait_for("the control socket", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
+    });
+    d
+}
+
+/// Starts a private vmd without waiting for it.
+pub fn spawn_vmd(dir: &Path, conf: &str, opts: Options<'_>) -> Daemon {
     let path = dir.join("vm.conf");
     std::fs::write(&path, conf).unwrap();
     let sock = dir.join("vmd.sock");
@@ -163,11 +173,7 @@ pub fn start_vmd_with(dir: &Path, conf: &str, opts: Options<'_>) -> Daemon {
     }
     let mut child = cmd.spawn().unwrap();
     let log = child.stderr.take().map(collect);
-    let d = Daemon { child, sock, log };
-    wait_for("the control socket", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
-    });
-    d
+    Daemon { child, sock, log }
 }
 
 /// Collects what VM `name` prints on its console, from the moment it runs.
