@@ -361,6 +361,28 @@ fn a_switch_member_joins_the_bridge_until_switches_are_reset() {
     wait_for("tap61 to join bridge0", Duration::from_secs(5), || {
         master(&ns, "tap61").as_deref() == Some("bridge0")
     });
+    // vmctl start -n: a VM made on the command line joins it too.
+    let c = image(&guest.dir, "bsidle.img", "c.img");
+    let out = vmctl(
+        &d,
+        &[
+            "start",
+            "-m",
+            "64M",
+            "-d",
+            c.to_str().unwrap(),
+            "-n",
+            "sw",
+            "c",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_for("c's tap to join bridge0", Duration::from_secs(5), || {
+        ns.ip(&["-o", "link", "show", "master", "bridge0"])
+            .lines()
+            .count()
+            == 3
+    });
     drop(d);
 
     // A switch whose bridge does not exist ends vmd, as in vmd.
