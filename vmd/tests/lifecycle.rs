@@ -530,7 +530,7 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     let cols = status_of(&d, "adhoc").unwrap();
     assert_eq!(
         (cols[0].as_str(), cols[3].as_str(), cols[7].as_str()),
-        ("2", "64M", "running")
+        ("2", "64.0M", "running")
     );
     let out = vmctl(&d, &["stop", "-fw", "adhoc"]);
     assert_eq!(
