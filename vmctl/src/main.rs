@@ -829,7 +829,8 @@ fn create(cmd: &Command, argv: &[String]) -> Result<()> {
                 warnx(&format!("{} imagefile created", format.name()));
                 Ok(())
             }
-            Err(e) => Err(errx(&e.to_string())),
+            // vmctl names only the step that failed.
+            Err(e) => Err(errx(e.step.message())),
         };
     }
     if base.is_some() && format != ImageFormat::Qcow2 {
@@ -848,6 +849,20 @@ fn create(cmd: &Command, argv: &[String]) -> Result<()> {
             warnx(&format!("{} imagefile created", format.name()));
             Ok(())
         }
-        Err(e) => Err(errx(&format!("create imagefile operation failed: {e}"))),
+        Err(e) => Err(errx(&create_failure(&e, path))),
+    }
+}
+
+/// What vmctl says when it cannot create `image`: the errno of the
+/// image file, its own words for a base image that does not fit, and
+/// "failure to read base image header" for one it cannot read.
+fn create_failure(e: &disk::DiskError, image: &Path) -> String {
+    match e {
+        disk::DiskError::Create { reason, .. } => reason.clone(),
+        disk::DiskError::Io { path, source } if path == image => format!(
+            "create imagefile operation failed: {}",
+            strerror(source.raw_os_error().unwrap_or(libc::EIO))
+        ),
+        _ => "failure to read base image header".to_string(),
     }
 }

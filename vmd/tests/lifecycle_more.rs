@@ -9,13 +9,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::build_guest;
 use common::daemon::{
     attach, children_of, is_in_state, root_and_kvm, spawn_vmd, start_vmd, start_vmd_with,
-    status_of, stderr_of, text, vmctl, vmctl_command, wait_exit, wait_for, Netns, Options,
+    status_of, stderr_of, text, vmctl, vmctl_command, vmctl_path, wait_exit, wait_for, Netns,
+    Options,
 };
 
 /// A copy of one of the guest's images under a new name.
@@ -394,4 +395,73 @@ fn a_switch_member_joins_the_bridge_until_switches_are_reset() {
         log.contains("priv: priv_dispatch_parent: bridge \"bridge9\" does not exist"),
         "{status}: {log}"
     );
+}
+
+/// `vmctl create` with `args`; panics unless it succeeds.
+fn vmctl_create(args: &[&str]) {
+    let out = Command::new(vmctl_path())
+        .arg("create")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "vmctl create {args:?}: {out:?}");
+}
+
+#[test]
+fn images_from_vmctl_create_boot_under_vmd() {
+    if !root_and_kvm("images_from_vmctl_create_boot_under_vmd") {
+        return;
+    }
+    let guest = build_guest();
+    let at = |n: &str| guest.dir.join(n).to_str().unwrap().to_string();
+    // The guest's raw disk converted to qcow2, an image on top of that,
+    // and an empty second disk.
+    vmctl_create(&["-i", &at("bsdisk.img"), &at("conv.qcow2")]);
+    vmctl_create(&["-b", &at("conv.qcow2"), &at("top.qcow2")]);
+    vmctl_create(&["-s", "8M", &at("extra.raw")]);
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
+            "vm \"c\" {{\n\tmemory 64M\n\tdisk \"{}\" format qcow2\n\tdisk \"{}\"\n}}\n",
+            at("top.qcow2"),
+            at("extra.raw")
+        ),
+    );
+    let (_, console) = attach(&d, "c");
+    wait_for("the guest to finish", Duration::from_secs(60), || {
+        text(&console).contains("BS-DONE")
+    });
+    let shown = text(&console);
+    for m in [
+        "BS-BOOT-OK",
+        &format!("BS-READ-OK sum={}", guest.read_sum),
+        "BS-WRITE-OK",
+    ] {
+        assert!(shown.contains(m), "{m} missing:\n{shown}");
+    }
+    wait_for("vm c to stop", Duration::from_secs(10), || {
+        is_in_state(&d, "c", "stopped")
+    });
+    // The write went to the top image, the base is as converted.
+    for image in ["top.qcow2", "conv.qcow2"] {
+        let out = Command::new("qemu-img")
+            .args(["check", &at(image)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "qemu-img check {image}: {out:?}");
+    }
+    let same = |a: &str, b: &str| {
+        Command::new("qemu-img")
+            .args(["compare", &at(a), &at(b)])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(same("bsdisk.img", "conv.qcow2"), "the base image changed");
+    assert!(
+        !same("bsdisk.img", "top.qcow2"),
+        "the guest's write is missing"
+    );
+    vmctl_create(&["-i", &at("top.qcow2"), &at("after.raw")]);
+    common::assert_written_sector(&std::fs::read(at("after.raw")).unwrap(), &guest);
 }
