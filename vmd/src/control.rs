@@ -465,6 +465,13 @@ mod tests {
         vid[68..72].copy_from_slice(&0u32.to_ne_bytes());
         let c = check_request(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vid, 1000).unwrap();
         assert_eq!(&c.data[68..72], &1000u32.to_ne_bytes());
+        // A wait is a stop's wait: it carries VMOP_WAIT on to the parent,
+        // and the client is kept as a waiter.
+        let c = check_request(IMSG_VMDOP_WAIT_VM_REQUEST, &vid, 1000).unwrap();
+        assert_eq!(&c.data[72..76], &VMOP_WAIT.to_ne_bytes());
+        assert_eq!(waits(&c), Some(0));
+        let c = check_request(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vid, 1000).unwrap();
+        assert_eq!(waits(&c), None);
         // Unknown requests close the connection.
         assert_eq!(check_request(0xdead, &[], 0), Err(Rejected::Close));
     }
