@@ -11,7 +11,9 @@
  * triple-faults instead of halting on its first boot (when WRITE_LBA does
  * not hold its pattern yet), so a VMM that reboots it shows every marker
  * twice, the second time ending with BS-SECOND-BOOT and a halt. With
- * REBOOT_ALWAYS=1 as well it triple-faults on every boot.
+ * REBOOT_ALWAYS=1 as well it triple-faults on every boot. With IDLE=1 it
+ * prints BS-IDLE after BS-DONE and then idles with interrupts on, so the
+ * VM runs until it is stopped from outside.
  */
         .code16
         .text
@@ -329,6 +331,14 @@ tick_test:
         jz      1b
         movb    $0x31, %al
         outb    %al, $0xf4
+.ifdef IDLE
+        movw    $msg_idle, %si
+        call    print
+        /* The BIOS's timer interrupt wakes the halt; sleep again. */
+1:      sti
+        hlt
+        jmp     1b
+.endif
 .ifdef REBOOT_ONCE
 .ifndef REBOOT_ALWAYS
         cmpb    $0, second_boot
@@ -425,6 +435,7 @@ msg_done:       .asciz  "BS-DONE\r\n"
 msg_newline:    .asciz  "\r\n"
 msg_second:     .asciz  "BS-SECOND-BOOT\r\n"
 msg_reboot:     .asciz  "BS-REBOOT\r\n"
+msg_idle:       .asciz  "BS-IDLE\r\n"
 second_boot:    .byte   0
         .balign 8
 null_idt:       .word   0

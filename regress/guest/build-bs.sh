@@ -4,6 +4,7 @@
 #   bsdisk.qcow2  the same disk as qcow2 (qemu-img convert)
 #   bsreboot.img  the same guest built to triple-fault on its first boot
 #   bsloop.img    and one that triple-faults on every boot
+#   bsidle.img    and one that idles after BS-DONE until it is stopped
 #   bs.iso        an El Torito CD with the first MiB of bsdisk.img as its
 #                 hard-disk-emulation boot image (bscd.img, with one MBR
 #                 partition so SeaBIOS can take its geometry)
@@ -38,6 +39,7 @@ assemble() { # name, extra as options
 assemble bs
 assemble bsreboot --defsym REBOOT_ONCE=1
 assemble bsloop --defsym REBOOT_ONCE=1 --defsym REBOOT_ALWAYS=1
+assemble bsidle --defsym IDLE=1
 
 perl -e 'printf "vmdbsdata%06x\n", $_ for 0 .. 2047' > "$out/bs-data.bin"
 sum=$(perl -e 'local $/; my $s = 0; $s = ($s + $_) % 4294967296 for unpack("V*", <STDIN>); printf "%08x", $s' \
@@ -54,6 +56,9 @@ dd if="$tmp/bsreboot.bin" of="$out/bsreboot.img" conv=notrunc status=none
 rm -f "$out/bsloop.img"
 cp --sparse=always "$out/bsdisk.img" "$out/bsloop.img"
 dd if="$tmp/bsloop.bin" of="$out/bsloop.img" conv=notrunc status=none
+rm -f "$out/bsidle.img"
+cp --sparse=always "$out/bsdisk.img" "$out/bsidle.img"
+dd if="$tmp/bsidle.bin" of="$out/bsidle.img" conv=notrunc status=none
 
 # 4 cylinders x 16 heads x 32 sectors = 1 MiB; the partition only carries
 # the geometry, the guest reads by sector number as it does from a disk.

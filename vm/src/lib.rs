@@ -6,6 +6,7 @@ pub mod device_proc;
 pub mod hv;
 pub mod interrupts;
 pub mod loader;
+pub mod log_level;
 pub mod machine;
 pub mod memory_layout;
 mod sys;

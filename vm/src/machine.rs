@@ -254,6 +254,14 @@ impl MachineControl {
         self.bell.alert();
     }
 
+    /// Passes vmd's verbosity on to every device process (as vm.c's
+    /// virtio_broadcast_imsg of IMSG_CTL_VERBOSE).
+    pub fn set_device_verbosity(&self, verbose: i32) {
+        for d in self.devices.get().into_iter().flatten() {
+            d.set_verbosity(verbose);
+        }
+    }
+
     /// Asks the guest through vmmci to shut down or reboot.
     pub fn vmmci_command(&self, cmd: VmmciCommand) -> Result<(), VmmciError> {
         match self.vmmci.get() {

@@ -393,14 +393,10 @@ fn vmm_channel(fd: OwnedFd, writer: &Mutex<ImsgBuf>, control: &MachineControl, v
                 .and_then(|()| w.flush());
         };
         match msg.type_() {
-            IMSG_CTL_VERBOSE => match msg.data_exact(4) {
+            IMSG_CTL_VERBOSE => match msg.get::<i32>() {
                 Ok(v) => {
-                    let level = i32::from_le_bytes(v.try_into().unwrap_or_default());
-                    log::set_max_level(if level > 1 {
-                        log::LevelFilter::Debug
-                    } else {
-                        log::LevelFilter::Info
-                    });
+                    crate::log_level::set_verbosity(v);
+                    control.set_device_verbosity(v);
                 }
                 Err(e) => log::warn!("vmm channel: {e}"),
             },

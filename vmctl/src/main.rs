@@ -339,7 +339,7 @@ fn start(cmd: &Command, argv: &[String]) -> Result<()> {
                     return Err(errx("memory specified multiple times"));
                 }
                 memsize = match scaled::scan_scaled(v) {
-                    Some(m) if m > 0 => m / (1 << 20) * (1 << 20),
+                    Ok(m) if m > 0 => m as u64 / (1 << 20) * (1 << 20),
                     _ => return Err(errx(&format!("invalid memory size: {v}"))),
                 };
             }
@@ -756,15 +756,19 @@ fn parse_disktype(s: &str) -> (ImageFormat, &str) {
 
 /// `-s` as vmctl's parse_size: at least 1 MB, rounded down to megabytes.
 fn parse_size(word: &str, what: &str) -> Result<u64> {
-    let Some(v) = scaled::scan_scaled(word) else {
-        return Err(errx(&format!(
-            "invalid {what} size: {word}: {}",
-            strerror(libc::EINVAL)
-        )));
+    let v = match scaled::scan_scaled(word) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(errx(&format!(
+                "invalid {what} size: {word}: {}",
+                e.strerror()
+            )))
+        }
     };
     if v < 1 << 20 {
         return Err(errx(&format!("{what} size must be at least 1MB")));
     }
+    let v = v as u64;
     let size = v / (1 << 20) * (1 << 20);
     if size != v {
         warnx(&format!(
@@ -825,7 +829,8 @@ fn create(cmd: &Command, argv: &[String]) -> Result<()> {
                 warnx(&format!("{} imagefile created", format.name()));
                 Ok(())
             }
-            Err(e) => Err(errx(&e.to_string())),
+            // vmctl names only the step that failed.
+            Err(e) => Err(errx(e.step.message())),
         };
     }
     if base.is_some() && format != ImageFormat::Qcow2 {
@@ -844,6 +849,20 @@ fn create(cmd: &Command, argv: &[String]) -> Result<()> {
             warnx(&format!("{} imagefile created", format.name()));
             Ok(())
         }
-        Err(e) => Err(errx(&format!("create imagefile operation failed: {e}"))),
+        Err(e) => Err(errx(&create_failure(&e, path))),
+    }
+}
+
+/// What vmctl says when it cannot create `image`: the errno of the
+/// image file, its own words for a base image that does not fit, and
+/// "failure to read base image header" for one it cannot read.
+fn create_failure(e: &disk::DiskError, image: &Path) -> String {
+    match e {
+        disk::DiskError::Create { reason, .. } => reason.clone(),
+        disk::DiskError::Io { path, source } if path == image => format!(
+            "create imagefile operation failed: {}",
+            strerror(source.raw_os_error().unwrap_or(libc::EIO))
+        ),
+        _ => "failure to read base image header".to_string(),
     }
 }

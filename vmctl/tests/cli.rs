@@ -105,6 +105,152 @@ fn create_makes_images_qemu_img_accepts() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `qemu-img info`'s JSON for `image`.
+fn info(image: &Path) -> String {
+    qemu_img(&["info", "--output=json", image.to_str().unwrap()])
+}
+
+/// Fails unless `qemu-img compare` finds the images' contents equal.
+fn assert_same(a: &Path, b: &Path) {
+    qemu_img(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+}
+
+/// `vmctl create` with `args` and the image path last: its exit status
+/// and what it said.
+fn create(args: &[&str], image: &Path) -> (Option<i32>, String) {
+    let mut all = vec!["create"];
+    all.extend_from_slice(args);
+    all.push(image.to_str().unwrap());
+    let o = vmctl(&all, None);
+    (o.status.code(), stderr(&o))
+}
+
+#[test]
+fn create_sizes_bases_conversions_and_refusals_as_vmctl() {
+    let d = tmpdir("create2");
+    let at = |n: &str| d.join(n);
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+
+    // -s: raw and qcow2, rounded down to megabytes as vmctl says.
+    let (code, said) = create(&["-s", "2500K"], &at("r.raw"));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        said,
+        "vmctl: disk size rounded to 2.0M\nvmctl: raw imagefile created\n"
+    );
+    let i = info(&at("r.raw"));
+    assert!(i.contains("\"format\": \"raw\""), "{i}");
+    assert!(i.contains("\"virtual-size\": 2097152"), "{i}");
+    let (code, _) = create(&["-s", "3G"], &at("q.qcow2"));
+    assert_eq!(code, Some(0));
+    qemu_img(&["check", &s(&at("q.qcow2"))]);
+    assert!(info(&at("q.qcow2")).contains("\"virtual-size\": 3221225472"));
+
+    // -i: a 1.5 MiB raw image with data becomes a 2 MiB qcow2 image.
+    let data: Vec<u8> = (0..3 << 19).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(at("src.raw"), &data).unwrap();
+    let (code, said) = create(&["-i", &s(&at("src.raw"))], &at("c.qcow2"));
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(
+        said,
+        "vmctl: destination size rounded to 2 megabytes\nvmctl: qcow2 imagefile created\n"
+    );
+    qemu_img(&["check", &s(&at("c.qcow2"))]);
+    assert!(info(&at("c.qcow2")).contains("\"virtual-size\": 2097152"));
+    assert_same(&at("src.raw"), &at("c.qcow2"));
+
+    // -b: an image on that base, of its size, showing its data.
+    let (code, said) = create(&["-b", &s(&at("c.qcow2"))], &at("top.qcow2"));
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), "vmctl: qcow2 imagefile created\n")
+    );
+    qemu_img(&["check", &s(&at("top.qcow2"))]);
+    let i = info(&at("top.qcow2"));
+    assert!(i.contains("\"virtual-size\": 2097152"), "{i}");
+    assert!(i.contains("\"backing-filename-format\": \"qcow2\""), "{i}");
+    assert_same(&at("src.raw"), &at("top.qcow2"));
+
+    // -i from qcow2 with a backing chain, to a bigger raw image.
+    let (code, said) = create(&["-i", &s(&at("top.qcow2")), "-s", "4M"], &at("flat.raw"));
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), "vmctl: raw imagefile created\n")
+    );
+    assert!(info(&at("flat.raw")).contains("\"virtual-size\": 4194304"));
+    assert_same(&at("top.qcow2"), &at("flat.raw"));
+
+    // What vmctl refuses, in its words; nothing is left behind.
+    for (args, image, want) in [
+        (
+            "-s 1M",
+            "r.raw",
+            "create imagefile operation failed: File exists",
+        ),
+        (
+            "-s 1M",
+            "q.qcow2",
+            "create imagefile operation failed: File exists",
+        ),
+        ("-s 1X", "x.raw", "invalid disk size: 1X: Invalid argument"),
+        (
+            "-i nonexistent.raw",
+            "x.qcow2",
+            "failed to open source image file",
+        ),
+        (
+            "-i {src} -s 1M",
+            "x.qcow2",
+            "size cannot be smaller than input disk size",
+        ),
+        (
+            "-i {src}",
+            "r.raw",
+            "failed to create destination image file",
+        ),
+        (
+            "-b nonexistent.qcow2",
+            "x.qcow2",
+            "failure to read base image header",
+        ),
+        ("-b {raw}", "x.qcow2", "base image is not a qcow2 file"),
+        (
+            "-b {base} -s 8M",
+            "x.qcow2",
+            "base size does not match requested size",
+        ),
+        (
+            "-b {base}",
+            "x.raw",
+            "base images require qcow2 disk format",
+        ),
+        (
+            "-b {base} -i {src}",
+            "x.qcow2",
+            "conflicting -b and -i arguments",
+        ),
+    ] {
+        let args: Vec<String> = args
+            .split(' ')
+            .map(|a| match a {
+                "{src}" => s(&at("src.raw")),
+                "{raw}" => s(&at("r.raw")),
+                "{base}" => s(&at("c.qcow2")),
+                a => a.to_string(),
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, said) = create(&args, &at(image));
+        assert_eq!(
+            (code, said),
+            (Some(1), format!("vmctl: {want}\n")),
+            "{args:?} {image}"
+        );
+    }
+    assert!(!at("x.qcow2").exists() && !at("x.raw").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn command_line_errors_match_vmctl() {
     let o = vmctl(&[], None);

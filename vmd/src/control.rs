@@ -2,7 +2,10 @@
 //! relays requests to the parent and answers back, as vmd's control.c.
 //!
 //! Every request is checked for size and permission before it is passed
-//! on. A malformed request gets IMSG_CTL_FAIL and the connection is closed;
+//! on. Clients that wait for a VM to stop (`vmctl wait`, `stop -w`) are
+//! remembered here, as control.c's notify queue: the parent's answer to
+//! their request is held back unless it is an error, and the VM's
+//! termination event goes to every client waiting for that VM. A malformed request gets IMSG_CTL_FAIL and the connection is closed;
 //! the process itself never stops because of what a client sent.
 
 use std::collections::HashMap;
@@ -13,6 +16,8 @@ use std::os::unix::net::UnixListener;
 
 use imsg::{Imsg, ImsgBuf, ReadStatus};
 use mio::{Events, Interest, Poll, Token};
+
+use vm::abi::vmop::VMOP_WAIT;
 
 use crate::imsg_types::*;
 use crate::sys;
@@ -33,6 +38,14 @@ const SIGNALS: Token = Token(2);
 struct Conn {
     chan: ImsgBuf,
     uid: u32,
+}
+
+/// A client waiting for a VM to stop: its connection and the VM's id (0
+/// until the parent's answer names the VM it asked for by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Waiter {
+    conn: u32,
+    vmid: u32,
 }
 
 /// Why a client request was refused.
@@ -83,6 +96,7 @@ pub fn run(
         Interest::READABLE,
     )?;
     let mut conns: HashMap<u32, Conn> = HashMap::new();
+    let mut waiters: Vec<Waiter> = Vec::new();
     let mut events = Events::with_capacity(64);
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -102,7 +116,7 @@ pub fn run(
                     }
                 }
                 PARENT => {
-                    if !from_parent(&mut parent, &mut conns)? {
+                    if !from_parent(&mut parent, &mut conns, &mut waiters)? {
                         log::info!("control exiting, pid {}", std::process::id());
                         return Ok(());
                     }
@@ -111,11 +125,15 @@ pub fn run(
                 Token(t) => {
                     let id = t as u32;
                     let keep = match conns.get_mut(&id) {
-                        Some(c) => from_client(id, c, &mut parent) && c.chan.write().is_ok(),
+                        Some(c) => {
+                            from_client(id, c, &mut parent, &mut waiters) && c.chan.write().is_ok()
+                        }
                         None => continue,
                     };
                     if !keep {
                         close(&poll, &mut conns, id);
+                        // A later connection may get the same fd number.
+                        waiters.retain(|w| w.conn != id);
                     }
                 }
             }
@@ -169,7 +187,7 @@ fn close(poll: &Poll, conns: &mut HashMap<u32, Conn>, id: u32) {
 }
 
 /// Reads a client's requests. Returns false to close the connection.
-fn from_client(id: u32, c: &mut Conn, parent: &mut ImsgBuf) -> bool {
+fn from_client(id: u32, c: &mut Conn, parent: &mut ImsgBuf, waiters: &mut Vec<Waiter>) -> bool {
     loop {
         match c.chan.read() {
             Ok(ReadStatus::Data) => {}
@@ -187,7 +205,7 @@ fn from_client(id: u32, c: &mut Conn, parent: &mut ImsgBuf) -> bool {
             Ok(None) => break,
             Err(_) => return false,
         };
-        if let Err(r) = relay(id, c.uid, msg, parent) {
+        if let Err(r) = relay(id, c.uid, msg, parent, waiters) {
             if let Refusal::Fail(errno) = r {
                 let _ = c
                     .chan
@@ -279,14 +297,35 @@ pub fn check_request(type_: u32, data: &[u8], uid: u32) -> Result<Checked, Rejec
             let mut vid = data.to_vec();
             // vid_uid: the requester as the kernel saw it, not as it claims.
             vid[68..72].copy_from_slice(&uid.to_ne_bytes());
+            // A wait is a stop request's wait without the stop.
+            if type_ == IMSG_VMDOP_WAIT_VM_REQUEST {
+                let flags = u32::from_ne_bytes([vid[72], vid[73], vid[74], vid[75]]) | VMOP_WAIT;
+                vid[72..76].copy_from_slice(&flags.to_ne_bytes());
+            }
             checked(vid, false)
         }
     })
 }
 
+/// The client waits for the VM to stop if it asked with VMOP_WAIT.
+fn waits(c: &Checked) -> Option<u32> {
+    let waiting =
+        matches!(
+            c.type_,
+            IMSG_VMDOP_WAIT_VM_REQUEST | IMSG_VMDOP_TERMINATE_VM_REQUEST
+        ) && u32::from_ne_bytes([c.data[72], c.data[73], c.data[74], c.data[75]]) & VMOP_WAIT != 0;
+    waiting.then(|| u32::from_ne_bytes([c.data[0], c.data[1], c.data[2], c.data[3]]))
+}
+
 /// Checks one request and passes it to the parent with the connection's
 /// id as peer id.
-fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), Refusal> {
+fn relay(
+    id: u32,
+    uid: u32,
+    mut msg: Imsg,
+    parent: &mut ImsgBuf,
+    waiters: &mut Vec<Waiter>,
+) -> Result<(), Refusal> {
     let type_ = msg.hdr.type_;
     let c = match check_request(type_, &msg.data, uid) {
         Ok(c) => c,
@@ -304,6 +343,10 @@ fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), R
         let v = i32::from_ne_bytes(c.data[..4].try_into().unwrap_or_default());
         crate::logging::set_verbose(v.max(0) as usize);
     }
+    if let Some(vmid) = waits(&c) {
+        log::debug!("control_dispatch_imsg: registered wait for peer {id}");
+        waiters.push(Waiter { conn: id, vmid });
+    }
     let fd = if c.keeps_fd { msg.take_fd() } else { None };
     parent
         .compose(c.type_, id, 0, fd, &c.data)
@@ -312,7 +355,11 @@ fn relay(id: u32, uid: u32, mut msg: Imsg, parent: &mut ImsgBuf) -> Result<(), R
 
 /// Relays answers from the parent to the client they are for. Returns
 /// false when the parent is gone.
-fn from_parent(parent: &mut ImsgBuf, conns: &mut HashMap<u32, Conn>) -> io::Result<bool> {
+fn from_parent(
+    parent: &mut ImsgBuf,
+    conns: &mut HashMap<u32, Conn>,
+    waiters: &mut Vec<Waiter>,
+) -> io::Result<bool> {
     loop {
         match parent.read().map_err(io::Error::other)? {
             ReadStatus::Data => {}
@@ -327,18 +374,40 @@ fn from_parent(parent: &mut ImsgBuf, conns: &mut HashMap<u32, Conn>) -> io::Resu
             | IMSG_VMDOP_UNPAUSE_VM_RESPONSE
             | IMSG_VMDOP_GET_INFO_VM_DATA
             | IMSG_VMDOP_GET_INFO_VM_END_DATA
-            | IMSG_VMDOP_TERMINATE_VM_RESPONSE
-            | IMSG_VMDOP_TERMINATE_VM_EVENT
             | IMSG_CTL_FAIL
-            | IMSG_CTL_OK => {
-                let id = msg.hdr.peerid;
-                match conns.get_mut(&id) {
-                    Some(c) => {
-                        let _ = c.chan.forward(&msg);
-                        let _ = c.chan.write();
+            | IMSG_CTL_OK => send_to(conns, msg.hdr.peerid, &msg),
+            IMSG_VMDOP_TERMINATE_VM_RESPONSE => {
+                let Some((result, vmid)) = vmop_result(&msg) else {
+                    continue;
+                };
+                let conn = msg.hdr.peerid;
+                let waiting = waiters.iter().position(|w| w.conn == conn);
+                if let Some(i) = waiting {
+                    // Waiting by name: the answer names the VM.
+                    if waiters[i].vmid == 0 {
+                        waiters[i].vmid = vmid;
                     }
-                    None => log::warn!("control_dispatch_vmd: lost control connection: fd {id}"),
                 }
+                // An error goes to the client at once; success is held
+                // back for a waiting client until the VM stops.
+                if waiting.is_none() || result != 0 {
+                    send_to(conns, conn, &msg);
+                    if let Some(i) = waiting {
+                        waiters.remove(i);
+                    }
+                }
+            }
+            IMSG_VMDOP_TERMINATE_VM_EVENT => {
+                let Some((_, vmid)) = vmop_result(&msg) else {
+                    continue;
+                };
+                waiters.retain(|w| {
+                    if w.vmid != vmid {
+                        return true;
+                    }
+                    send_to(conns, w.conn, &msg);
+                    false
+                });
             }
             IMSG_CTL_VERBOSE => {
                 if let Ok(v) = msg.get::<i32>() {
@@ -349,6 +418,25 @@ fn from_parent(parent: &mut ImsgBuf, conns: &mut HashMap<u32, Conn>) -> io::Resu
         }
     }
     Ok(true)
+}
+
+/// Passes a message on to the client connection `id`.
+fn send_to(conns: &mut HashMap<u32, Conn>, id: u32, msg: &Imsg) {
+    match conns.get_mut(&id) {
+        Some(c) => {
+            let _ = c.chan.forward(msg);
+            let _ = c.chan.write();
+        }
+        None => log::warn!("control_dispatch_vmd: lost control connection: fd {id}"),
+    }
+}
+
+/// `struct vmop_result`'s result and id.
+fn vmop_result(msg: &Imsg) -> Option<(i32, u32)> {
+    use vmm_sys::Wire;
+    let d = msg.data_exact(vm::abi::vmop::VmopResult::SIZE).ok()?;
+    let r = vm::abi::vmop::VmopResult::get(d);
+    Some((r.vmr_result, r.vmr_id))
 }
 
 #[cfg(test)]
@@ -377,6 +465,13 @@ mod tests {
         vid[68..72].copy_from_slice(&0u32.to_ne_bytes());
         let c = check_request(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vid, 1000).unwrap();
         assert_eq!(&c.data[68..72], &1000u32.to_ne_bytes());
+        // A wait is a stop's wait: it carries VMOP_WAIT on to the parent,
+        // and the client is kept as a waiter.
+        let c = check_request(IMSG_VMDOP_WAIT_VM_REQUEST, &vid, 1000).unwrap();
+        assert_eq!(&c.data[72..76], &VMOP_WAIT.to_ne_bytes());
+        assert_eq!(waits(&c), Some(0));
+        let c = check_request(IMSG_VMDOP_TERMINATE_VM_REQUEST, &vid, 1000).unwrap();
+        assert_eq!(waits(&c), None);
         // Unknown requests close the connection.
         assert_eq!(check_request(0xdead, &[], 0), Err(Rejected::Close));
     }

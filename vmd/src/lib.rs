@@ -4,6 +4,7 @@
 pub mod child;
 pub mod config;
 pub mod control;
+pub mod host_ifs;
 pub mod imsg_types;
 pub mod logging;
 pub mod parent;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, Log, Metadata, Record};
 
 static TO_STDERR: AtomicBool = AtomicBool::new(true);
 static VERBOSE: AtomicUsize = AtomicUsize::new(0);
@@ -21,7 +21,9 @@ impl Log for Logger {
         let ours = ["vmd", "vmctl", "vm", "imsg", "devices"]
             .iter()
             .any(|c| m.target() == *c || m.target().starts_with(&format!("{c}::")));
-        ours && m.level() <= max_level()
+        // The level is the log crate's, which the vm and device
+        // processes' code sets too when vmctl changes the verbosity.
+        ours && m.level() <= log::max_level()
     }
 
     fn log(&self, r: &Record) {
@@ -48,14 +50,6 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-fn max_level() -> LevelFilter {
-    match VERBOSE.load(Ordering::Relaxed) {
-        0 => LevelFilter::Info,
-        1 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
-    }
-}
-
 /// Starts logging: `debug` logs to stderr, else to syslog as "vmd".
 pub fn init(debug: bool, verbose: usize) {
     TO_STDERR.store(debug, Ordering::Relaxed);
@@ -72,7 +66,7 @@ pub fn init(debug: bool, verbose: usize) {
         };
     }
     let _ = log::set_logger(&Logger);
-    log::set_max_level(max_level());
+    vm::log_level::set_verbosity(verbose_i32(verbose));
 }
 
 /// Names this process in fatal messages (log_procinit).
@@ -87,7 +81,11 @@ pub fn procname() -> &'static str {
 /// `log verbose|brief` and -v at run time.
 pub fn set_verbose(v: usize) {
     VERBOSE.store(v, Ordering::Relaxed);
-    log::set_max_level(max_level());
+    vm::log_level::set_verbosity(verbose_i32(v));
+}
+
+fn verbose_i32(v: usize) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 pub fn verbose() -> usize {

@@ -351,6 +351,14 @@ fn run_child(id: ProcId, args: &Args) -> std::io::Result<()> {
             // priv keeps root for interface ioctls but needs no files.
             child::run("priv", chan, signals, |m, _| {
                 match vmd::privops::parse(m.hdr.type_, &m.data) {
+                    // As vmd, a switch whose bridge is missing ends vmd.
+                    Ok(op @ vmd::privops::PrivOp::Exists { .. }) => match sys::priv_op(&op) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            logging::fatalx(&format!("priv_dispatch_parent: {e}"))
+                        }
+                        Err(e) => log::warn!("priv: {e}"),
+                        Ok(()) => {}
+                    },
                     Ok(op) => {
                         if let Err(e) = sys::priv_op(&op) {
                             log::warn!("priv: {e}");

@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use std::os::fd::OwnedFd;
 
-use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VmopResult, VMOP_FORCE, VMOP_WAIT};
+use vm::abi::vmop::{VmopCreateParams, VmopInfoResult, VmopResult, VMOP_FORCE};
 use vmm_sys::wire::c_str;
 use vmm_sys::Wire;
 
@@ -26,13 +26,11 @@ use crate::vms::{State, VmTable};
 
 /// vmd.h: what `vmctl reset` resets.
 const CONFIG_VMS: u32 = 0x01;
+const CONFIG_SWITCHES: u32 = 0x02;
 const CONFIG_ALL: u32 = 0xff;
 
 /// vmd.h: seconds between batches of VMs started at launch.
 const STAGGERED_START_DELAY: u64 = 30;
-
-/// vmd.h: the answer to stopping a VM that is not running.
-const VMD_VM_STOP_INVALID: i32 = 1004;
 
 const SIGNALS: Token = Token(100);
 
@@ -93,6 +91,15 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
         c.chan.allow_fdpass();
     }
     let mut vms = VmTable::from_config(config);
+    // The switches' bridges first (vmd_configure), then the VMs.
+    {
+        let mut r = Router {
+            children: &mut children,
+            index: &index,
+        };
+        configure_switches(&mut vms, &mut r);
+    }
+    flush_all(&mut children);
     // Enabled VMs start in batches (vm.conf `staggered start`; vmd's
     // default is as many at once as there are CPUs, 30 s apart).
     let (parallel, delay) = match config.globals.staggered_start {
@@ -125,11 +132,7 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
                 };
                 start_vm(&mut vms, &mut r, id, None);
             }
-            for c in children.iter_mut() {
-                if let Err(e) = c.chan.flush() {
-                    log::warn!("parent: can't write to {}: {e}", c.id.title());
-                }
-            }
+            flush_all(&mut children);
             next_batch = Instant::now() + delay;
         }
         let timeout =
@@ -174,11 +177,15 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
                 dispatch(src, m, &mut r, &mut vms, reparse);
             }
         }
-        for c in children.iter_mut() {
-            // One write stops at each message carrying an fd: flush all.
-            if let Err(e) = c.chan.flush() {
-                log::warn!("parent: can't write to {}: {e}", c.id.title());
-            }
+        flush_all(&mut children);
+    }
+}
+
+fn flush_all(children: &mut [ChildProc]) {
+    for c in children.iter_mut() {
+        // One write stops at each message carrying an fd: flush all.
+        if let Err(e) = c.chan.flush() {
+            log::warn!("parent: can't write to {}: {e}", c.id.title());
         }
     }
 }
@@ -213,6 +220,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             let mut info = VmopInfoResult::get(d);
             if let Some(vm) = vms.find(info.vir_info.vir_id, "") {
                 vm.complete_info(&mut info);
+                log::debug!(
+                    "vmd_dispatch_vmm: running vm: {}, vm_state: {:#x}",
+                    vm.id,
+                    info.vir_state
+                );
             }
             r.send(
                 ProcId::Control,
@@ -225,6 +237,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_END_DATA) => {
             // VMs vmm does not run: configured, stopped ones.
             for vm in vms.vms.iter().filter(|v| v.state == State::Stopped) {
+                log::debug!(
+                    "vmd_dispatch_vmm: vm: {}, vm_state: {:#x}",
+                    vm.id,
+                    vm.state_bits()
+                );
                 r.send(
                     ProcId::Control,
                     IMSG_VMDOP_GET_INFO_VM_DATA,
@@ -322,6 +339,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         }
         (ProcId::Vmm, IMSG_VMDOP_TERMINATE_VM_EVENT) => {
             let Some(vm) = vms.find(peer, "") else {
+                log::debug!("vmd_dispatch_vmm: vm {peer} is no longer available");
                 return;
             };
             log::info!("{}: vm {} stopped", vm.name, vm.id);
@@ -329,18 +347,18 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             vm.pid = 0;
             vm.tty.clear();
             let id = vm.id;
-            for w in std::mem::take(&mut vm.waiters) {
-                r.send(
-                    ProcId::Control,
-                    IMSG_VMDOP_TERMINATE_VM_EVENT,
-                    w,
-                    None,
-                    &vmop_result(0, id),
-                );
-            }
             if !vm.from_config {
                 vms.vms.retain(|v| v.id != id);
             }
+            // Control passes it to the clients waiting for this VM; the
+            // vm process's exit status means nothing to them.
+            r.send(
+                ProcId::Control,
+                IMSG_VMDOP_TERMINATE_VM_EVENT,
+                peer,
+                None,
+                &vmop_result(0, id),
+            );
         }
         (
             ProcId::Control,
@@ -367,7 +385,6 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             let id = u32::from_ne_bytes(d[0..4].try_into().unwrap_or_default());
             let name = String::from_utf8_lossy(c_str(&d[4..68])).into_owned();
             let uid = u32::from_ne_bytes(d[68..72].try_into().unwrap_or_default());
-            let flags = u32::from_ne_bytes(d[72..76].try_into().unwrap_or_default());
             let Some(vm) = vms.find(id, &name) else {
                 r.send(
                     ProcId::Control,
@@ -378,37 +395,42 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
                 return;
             };
-            if !vm.permits(uid, &groups) {
+            let stop_or_wait = matches!(
+                t,
+                IMSG_VMDOP_TERMINATE_VM_REQUEST | IMSG_VMDOP_WAIT_VM_REQUEST
+            );
+            // As vmd: a VM that is not running cannot be stopped or
+            // waited for (EINVAL); the owner check comes after that.
+            let refusal = if stop_or_wait && !vm.is_running() {
+                Some(libc::EINVAL)
+            } else if !vm.permits(uid, &groups) {
+                Some(libc::EPERM)
+            } else if !vm.is_running() {
+                Some(libc::EINVAL)
+            } else {
+                None
+            };
+            if let Some(errno) = refusal {
                 r.send(
                     ProcId::Control,
                     reply,
                     peer,
                     None,
-                    &vmop_result(libc::EPERM, vm.id),
+                    &vmop_result(errno, vm.id),
                 );
-                return;
-            }
-            if !vm.is_running() {
-                let res = if t == IMSG_VMDOP_TERMINATE_VM_REQUEST || t == IMSG_VMDOP_WAIT_VM_REQUEST
-                {
-                    VMD_VM_STOP_INVALID
-                } else {
-                    libc::EINVAL
-                };
-                r.send(ProcId::Control, reply, peer, None, &vmop_result(res, vm.id));
                 return;
             }
             let mut fwd = d.to_vec();
             fwd[0..4].copy_from_slice(&vm.id.to_ne_bytes());
             match t {
-                IMSG_VMDOP_WAIT_VM_REQUEST => vm.waiters.push(peer),
-                IMSG_VMDOP_TERMINATE_VM_REQUEST => {
-                    if flags & (VMOP_WAIT | VMOP_FORCE) != 0 {
-                        vm.waiters.push(peer);
-                    } else {
-                        r.send(ProcId::Control, reply, peer, None, &vmop_result(0, vm.id));
+                IMSG_VMDOP_WAIT_VM_REQUEST | IMSG_VMDOP_TERMINATE_VM_REQUEST => {
+                    // Only a stop goes on to vmm. Either is answered at
+                    // once; control holds the answer back for a client
+                    // that waits (VMOP_WAIT) until the VM has stopped.
+                    if t == IMSG_VMDOP_TERMINATE_VM_REQUEST {
+                        r.send(ProcId::Vmm, t, peer, None, &fwd);
                     }
-                    r.send(ProcId::Vmm, t, peer, None, &fwd);
+                    r.send(ProcId::Control, reply, peer, None, &vmop_result(0, vm.id));
                 }
                 _ => r.send(ProcId::Vmm, t, peer, None, &fwd),
             }
@@ -438,7 +460,9 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                         "vmd_reload: {}",
                         file.as_deref().unwrap_or("reloading configuration")
                     );
-                    for id in vms.merge(&config, file.is_none()) {
+                    let start = vms.merge(&config, file.is_none());
+                    configure_switches(vms, r);
+                    for id in start {
                         start_vm(vms, r, id, None);
                     }
                     r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
@@ -468,10 +492,24 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 }
                 vms.vms.retain(|v| v.from_config || v.is_running());
             }
+            if mode & CONFIG_SWITCHES != 0 {
+                // Forgotten, not torn down: taps stay in their bridges,
+                // but VMs that start now join no switch until a reload
+                // brings the switches back.
+                log::info!("vmd_reload: resetting switches");
+                vms.switches.clear();
+            }
             r.send(ProcId::Control, IMSG_CTL_OK, peer, None, &[]);
         }
         (_, IMSG_VMDOP_DONE) => {}
         (src, t) => log::debug!("parent: unexpected imsg {t} from {}", src.title()),
+    }
+}
+
+/// Sets up the bridges of switches the configuration brought in.
+fn configure_switches(vms: &mut VmTable, r: &mut Router<'_>) {
+    for (type_, req) in vms.configure_switches() {
+        r.send(ProcId::Priv, type_, 0, None, &req);
     }
 }
 

@@ -292,6 +292,24 @@ impl Vmm {
                 }
                 let _ = parent.compose(IMSG_VMDOP_GET_INFO_VM_END_DATA, peer, 0, None, &[]);
             }
+            IMSG_CTL_VERBOSE => {
+                // vmm's own log, the vm processes it starts from now on,
+                // and the running ones, which pass it to their devices.
+                let Ok(v) = m.get::<i32>() else {
+                    return;
+                };
+                crate::logging::set_verbose(v.max(0) as usize);
+                self.verbose = v.max(0) as u32;
+                for vm in self.running.values_mut() {
+                    if let Err(e) = vm
+                        .chan
+                        .compose(IMSG_CTL_VERBOSE, 0, 0, None, &v.to_ne_bytes())
+                        .and_then(|()| vm.chan.flush())
+                    {
+                        log::warn!("{}: can't pass on the log level: {e}", vm.name);
+                    }
+                }
+            }
             t => log::debug!("vmm_dispatch_parent: unexpected imsg {t}"),
         }
     }
@@ -458,7 +476,7 @@ impl Vmm {
                 continue;
             };
             let _ = poll.registry().deregister(&mut vm.chan);
-            let reboot = vm.reboot || code == Some(libc::EAGAIN);
+            let reboot = code.is_some() && (vm.reboot || code == Some(libc::EAGAIN));
             if reboot {
                 // As vmd: restarts that come sooner than VM_START_RATE_SEC
                 // after the last start are counted; too many in a row stop
@@ -495,14 +513,19 @@ impl Vmm {
                     }
                 }
             }
+            // As vmm_sighdlr: an exit status is passed on, a death by
+            // signal counts as 0; either way the VM is stopped, not
+            // restarted, and the other VMs run on.
             let mut r = VmopResult::zeroed();
             r.vmr_result = match code {
-                Some(0) | Some(libc::EAGAIN) => 0,
+                Some(libc::EAGAIN) | None => 0,
                 Some(c) => c,
-                None => libc::EINTR,
             };
             r.vmr_id = id;
-            log::debug!("{}: vm {id} exited ({code:?})", vm.name);
+            match code {
+                Some(c) => log::debug!("{}: vm {id} exited with status {c}", vm.name),
+                None => log::debug!("{}: vm {id} was terminated by a signal", vm.name),
+            }
             let _ = parent.compose(IMSG_VMDOP_TERMINATE_VM_EVENT, id, 0, None, &r.to_bytes());
         }
     }

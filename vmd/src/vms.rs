@@ -20,9 +20,9 @@ use vmm_sys::Wire;
 
 use crate::config::instance::{self, InstanceError, Membership};
 use crate::config::model::{
-    Config, DiskConfig, DiskFormat, InterfaceConfig, Owner, SwitchConfig, VmConfig,
-    VM_DEFAULT_MEMORY,
+    Config, DiskConfig, DiskFormat, InterfaceConfig, Owner, VmConfig, VM_DEFAULT_MEMORY,
 };
+use crate::host_ifs::{iface_ops, switch_ops, HostOp, Switch};
 
 /// vmd.h: start errors vmctl explains beyond errno values.
 pub const VMD_BIOS_MISSING: i32 = 1001;
@@ -43,7 +43,7 @@ pub enum State {
     Paused,
 }
 
-/// One network interface of a VM, resolved from vm.conf or vmctl.
+/// One network interface of a VM, from vm.conf or vmctl.
 #[derive(Clone, Debug, Default)]
 pub struct Iface {
     /// The tap's name, if vm.conf gives one.
@@ -51,8 +51,12 @@ pub struct Iface {
     pub lladdr: Option<[u8; 6]>,
     pub locked: bool,
     pub local: bool,
-    /// The switch's bridge interface, for `switch` members.
-    pub bridge: Option<String>,
+    /// The switch it joins, by name: looked up when the VM starts.
+    pub switch: Option<String>,
+    pub group: Option<String>,
+    pub rdomain: Option<u32>,
+    /// `up` (the default) or `down`.
+    pub up: bool,
 }
 
 #[derive(Debug)]
@@ -80,12 +84,10 @@ pub struct Vm {
     pub tty: String,
     /// The control connection waiting for the start result.
     pub start_peer: Option<u32>,
-    /// Control connections waiting for the VM to stop.
-    pub waiters: Vec<u32>,
 }
 
 impl Vm {
-    fn from_config(id: u32, c: &VmConfig, switches: &[SwitchConfig]) -> Vm {
+    fn from_config(id: u32, c: &VmConfig, switches: &[Switch]) -> Vm {
         Vm {
             id,
             name: c.name.clone(),
@@ -108,17 +110,23 @@ impl Vm {
             ifaces: c
                 .interfaces
                 .iter()
-                .map(|i| Iface {
-                    ifname: i.ifname.clone(),
-                    lladdr: i.lladdr,
-                    locked: i.locked,
-                    local: i.local,
-                    bridge: i.switch.as_ref().and_then(|name| {
-                        switches
-                            .iter()
-                            .find(|s| &s.name == name)
-                            .map(|s| s.ifname.clone())
-                    }),
+                .map(|i| {
+                    // A switch member takes the switch's `locked lladdr`
+                    // (vm_register's VMIFF_OPTMASK).
+                    let switch = i
+                        .switch
+                        .as_ref()
+                        .and_then(|name| switches.iter().find(|s| &s.config.name == name));
+                    Iface {
+                        ifname: i.ifname.clone(),
+                        lladdr: i.lladdr,
+                        locked: i.locked || switch.is_some_and(|s| s.config.locked_lladdr),
+                        local: i.local,
+                        switch: i.switch.clone(),
+                        group: i.group.clone(),
+                        rdomain: i.rdomain,
+                        up: i.up,
+                    }
                 })
                 .collect(),
             cdrom: c.cdrom.as_ref().map(PathBuf::from),
@@ -130,7 +138,6 @@ impl Vm {
             pid: 0,
             tty: String::new(),
             start_peer: None,
-            waiters: Vec::new(),
         }
     }
 
@@ -252,8 +259,8 @@ pub struct StartPlan {
     pub taps: Vec<OwnedFd>,
     /// The CD-ROM image, read-only.
     pub cdrom: Option<OwnedFd>,
-    /// Host-side set-up for the priv process: (imsg type, vmop_ifreq).
-    pub host_ops: Vec<(u32, Vec<u8>)>,
+    /// Host-side set-up for the priv process.
+    pub host_ops: Vec<HostOp>,
     pub tty: OwnedFd,
 }
 
@@ -261,10 +268,11 @@ pub struct StartPlan {
 pub struct VmTable {
     pub vms: Vec<Vm>,
     next_id: u32,
-    /// The configured switches, for instances made at run time.
-    switches: Vec<SwitchConfig>,
     /// `local prefix`, where local interfaces take their addresses.
     pub prefix: devices::dhcp::LocalPrefix,
+    /// The switches VMs may join; `vmctl reset switches` empties it and
+    /// a reload or load adds the ones it does not have.
+    pub switches: Vec<Switch>,
 }
 
 impl VmTable {
@@ -281,10 +289,10 @@ impl VmTable {
                 mask: std::net::Ipv4Addr::from(mask),
             };
         }
-        t.switches = config.switches.clone();
+        t.add_switches(config);
         for c in config.vms.iter().filter(|c| c.parent.is_none()) {
             let id = t.alloc_id();
-            t.vms.push(Vm::from_config(id, c, &config.switches));
+            t.vms.push(Vm::from_config(id, c, &t.switches));
         }
         // Instances after the VMs they may name, in file order; vm.conf is
         // root's, so only the sharing rules apply.
@@ -328,6 +336,34 @@ impl VmTable {
         Ok(id)
     }
 
+    /// Takes in the switches of `config` that are not known by name yet,
+    /// numbered after the known ones; their bridges still need setting
+    /// up (`switch_ops`).
+    fn add_switches(&mut self, config: &Config) {
+        for sw in &config.switches {
+            if self.switches.iter().any(|s| s.config.name == sw.name) {
+                continue;
+            }
+            let mut config = sw.clone();
+            config.id = self.switches.len() as u32 + 1;
+            self.switches.push(Switch {
+                config,
+                running: false,
+            });
+        }
+    }
+
+    /// The priv requests for switches whose bridges are not set up yet,
+    /// which then count as set up.
+    pub fn configure_switches(&mut self) -> Vec<HostOp> {
+        let mut ops = Vec::new();
+        for sw in self.switches.iter_mut().filter(|s| !s.running) {
+            ops.extend(switch_ops(&sw.config));
+            sw.running = true;
+        }
+        ops
+    }
+
     /// Takes in a new configuration (reload, or load of another file):
     /// VMs that are not running get their new definition, new VMs are
     /// added, and with `replace` stopped VMs the file no longer has are
@@ -335,13 +371,13 @@ impl VmTable {
     /// VMs that should start now.
     pub fn merge(&mut self, config: &Config, replace: bool) -> Vec<u32> {
         let fresh = VmTable::from_config(config);
+        self.add_switches(config);
         if replace {
             self.vms.retain(|v| {
                 v.is_running() || !v.from_config || config.vms.iter().any(|c| c.name == v.name)
             });
             self.prefix = fresh.prefix;
         }
-        self.switches = fresh.switches.clone();
         let mut start = Vec::new();
         for mut new in fresh.vms {
             match self.vms.iter_mut().find(|v| v.name == new.name) {
@@ -451,6 +487,9 @@ impl VmTable {
                 .min(VM_MAX_NICS_PER_VM))
                 .map(|i| Iface {
                     local: p.vmc_ifflags[i] & VMIFF_LOCAL != 0,
+                    switch: Some(String::from_utf8_lossy(c_str(&p.vmc_ifswitch[i])).into_owned())
+                        .filter(|s| !s.is_empty()),
+                    up: true,
                     ..Default::default()
                 })
                 .collect(),
@@ -466,7 +505,6 @@ impl VmTable {
             pid: 0,
             tty: String::new(),
             start_peer: None,
-            waiters: Vec::new(),
         });
         Ok(id)
     }
@@ -541,40 +579,28 @@ impl VmTable {
                 .map_err(StartError::Tap)?;
             let mac = iface.lladdr.unwrap_or_else(|| random_mac(vm.id, i));
             params.vmc_macs[i] = mac;
-            params.vmc_ifflags[i] = VMIFF_UP
+            params.vmc_ifflags[i] = if iface.up { VMIFF_UP } else { 0 }
                 | if iface.locked { VMIFF_LOCKED } else { 0 }
                 | if iface.local { VMIFF_LOCAL } else { 0 };
             params.vmc_ifnames[i] = c_string(&tap).unwrap_or([0; 16]);
-            use crate::imsg_types::*;
-            use crate::privops::encode_ifreq;
-            let descr = format!("vm{}-if{}-{}", vm.id, i, vm.name);
-            host_ops.push((
-                IMSG_VMDOP_PRIV_IFDESCR,
-                encode_ifreq(vm.id, &tap, &descr, None),
+            let host = if iface.local {
+                Some(
+                    devices::dhcp::local_address(&self.prefix, vm.id, i as u32, false).ok_or_else(
+                        || StartError::Invalid(format!("no local address for vm {} if {i}", vm.id)),
+                    )?,
+                )
+            } else {
+                None
+            };
+            host_ops.extend(iface_ops(
+                vm.id,
+                &vm.name,
+                i,
+                &tap,
+                iface,
+                &self.switches,
+                host,
             ));
-            if let Some(bridge) = &iface.bridge {
-                host_ops.push((
-                    IMSG_VMDOP_PRIV_IFEXISTS,
-                    encode_ifreq(vm.id, bridge, "", None),
-                ));
-                host_ops.push((
-                    IMSG_VMDOP_PRIV_IFADD,
-                    encode_ifreq(vm.id, bridge, &tap, None),
-                ));
-                host_ops.push((IMSG_VMDOP_PRIV_IFUP, encode_ifreq(vm.id, bridge, "", None)));
-            }
-            if iface.local {
-                let host = devices::dhcp::local_address(&self.prefix, vm.id, i as u32, false)
-                    .ok_or_else(|| {
-                        StartError::Invalid(format!("no local address for vm {} if {i}", vm.id))
-                    })?;
-                let mask = std::net::IpAddr::from(std::net::Ipv4Addr::new(255, 255, 255, 254));
-                host_ops.push((
-                    IMSG_VMDOP_PRIV_IFADDR,
-                    encode_ifreq(vm.id, &tap, "", Some((host.into(), mask))),
-                ));
-            }
-            host_ops.push((IMSG_VMDOP_PRIV_IFUP, encode_ifreq(vm.id, &tap, "", None)));
             taps.push(fd);
         }
         let cdrom = match &vm.cdrom {

@@ -8,120 +8,15 @@
 
 mod common;
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_written_sector, build_guest, skip_without_kvm};
-
-struct Daemon {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn vmctl_path() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_vmd")).with_file_name("vmctl");
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
-
-fn vmctl(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(vmctl_path())
-        .args(args)
-        .env("VMD_CONTROL_SOCKET", &d.sock)
-        .output()
-        .unwrap()
-}
-
-/// The status line of VM `name`, split into columns.
-fn status_of(d: &Daemon, name: &str) -> Option<Vec<String>> {
-    let out = vmctl(d, &["status", name]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .find(|cols| cols.last().map(String::as_str) == Some(name))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts a private vmd on `conf`.
-fn start_vmd(dir: &Path, conf: &str) -> Daemon {
-    let path = dir.join("vm.conf");
-    std::fs::write(&path, conf).unwrap();
-    let sock = dir.join("vmd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_vmd"))
-        .args(["-d", "-f"])
-        .arg(&path)
-        .env("VMD_CONTROL_SOCKET", &sock)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, sock };
-    wait_for("the control socket", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
-    });
-    d
-}
-
-/// Collects what VM `name` prints on its console, from the moment it runs.
-fn attach(d: &Daemon, name: &str) -> (Vec<String>, Arc<Mutex<Vec<u8>>>) {
-    let mut cols = Vec::new();
-    wait_for("the vm to run", Duration::from_secs(10), || {
-        cols = status_of(d, name).unwrap_or_default();
-        cols.get(7).map(String::as_str) == Some("running")
-    });
-    let tty = format!("/dev/pts/{}", cols[5]);
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&tty)
-        .unwrap_or_else(|e| panic!("{tty}: {e}"));
-    let sink = output.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = f.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    (cols, output)
-}
-
-fn root_and_kvm(test: &str) -> bool {
-    if skip_without_kvm(test) {
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: {test}: vmd needs root");
-        return false;
-    }
-    true
-}
+use common::daemon::{
+    attach, root_and_kvm, start_vmd, start_vmd_with, status_of, text, vmctl, vmctl_path, wait_for,
+    Netns, Options,
+};
+use common::{assert_written_sector, build_guest};
 
 /// A user for the permission test, created if missing.
 fn second_user() -> (u32, u32) {
@@ -229,7 +124,7 @@ fn a_second_user_may_run_only_its_own_vm() {
     let out = as_user(&["stop", "-f", "mine"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm mine: forced to terminate vm 1\n"
+        "stopping vm mine: requested to shutdown vm 1\n"
     );
     let _ = vmctl(&d, &["stop", "-f", "theirs"]);
 }
@@ -283,59 +178,30 @@ fn a_local_interface_gets_a_tap_with_the_host_address() {
     if !root_and_kvm("a_local_interface_gets_a_tap_with_the_host_address") {
         return;
     }
-    if !Path::new("/dev/net/tun").exists() {
-        println!("SKIPPED: a_local_interface_gets_a_tap_with_the_host_address: no /dev/net/tun");
-        return;
-    }
     // vmd runs in a network namespace of its own: its taps live there.
-    let ns = format!("vmdt-life-{}", std::process::id());
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .unwrap()
-        .success());
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let ns = Ns(ns);
+    let Some(ns) = Netns::new("a_local_interface_gets_a_tap_with_the_host_address", "life") else {
+        return;
+    };
     let guest = build_guest();
     let image = guest.dir.join("bsdisk.img");
-    let conf = guest.dir.join("vm.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let d = start_vmd_with(
+        &guest.dir,
+        &format!(
             "vm \"net\" {{\n\tmemory 64M\n\tdisk \"{}\"\n\tlocal interface tap77 {{ locked lladdr }}\n}}\n",
             image.display()
         ),
-    )
-    .unwrap();
-    let sock = guest.dir.join("vmd.sock");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(env!("CARGO_BIN_EXE_vmd"))
-        .args(["-d", "-f"])
-        .arg(&conf)
-        .env("VMD_CONTROL_SOCKET", &sock)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, sock };
-    wait_for("the control socket", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
-    });
+        Options {
+            netns: Some(&ns),
+            ..Options::default()
+        },
+    );
     wait_for("vm net to run", Duration::from_secs(10), || {
         status_of(&d, "net").is_some_and(|c| c[7] == "running")
     });
     // The tap, up, with vmd's host address for vm 1, interface 0.
     let mut shown = String::new();
     wait_for("tap77 to be set up", Duration::from_secs(5), || {
-        let out = Command::new("ip")
-            .args(["-n", &ns.0, "addr", "show", "dev", "tap77"])
-            .output()
-            .unwrap();
-        shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        shown = ns.ip(&["addr", "show", "dev", "tap77"]);
         shown.contains("inet 100.64.1.2/31") && shown.contains(",UP")
     });
     let _ = vmctl(&d, &["stop", "-f", "net"]);
@@ -397,21 +263,9 @@ fn sigterm_stops_running_guests_cleanly() {
     let vm_pid: i32 = cols[1].parse().unwrap();
     // Mid-boot: the guest is writing to its disk around now.
     wait_for("the guest to start", Duration::from_secs(30), || {
-        String::from_utf8_lossy(&output.lock().unwrap()).contains("BS-STAGE2-OK")
+        text(&output).contains("BS-STAGE2-OK")
     });
-    // SAFETY: kill(2) on the vmd we started.
-    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "vmd did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = d.terminate();
     assert!(status.success(), "vmd exited with {status}");
     // SAFETY: signal 0 only checks for the process.
     assert_eq!(
@@ -448,7 +302,7 @@ fn triple_fault_reboots_the_vm() {
     );
     let (cols, output) = attach(&d, "rb");
     let vm_pid = cols[1].clone();
-    let console = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    let console = || text(&output);
     wait_for("the second boot to finish", Duration::from_secs(90), || {
         console().contains("BS-SECOND-BOOT") && console().matches("BS-DONE").count() == 2
     });
@@ -543,49 +397,28 @@ fn a_reboot_loop_is_stopped() {
         Duration::from_secs(60),
         || status_of(&d, "loop").is_some_and(|c| c[7] == "stopped"),
     );
-    let text = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    let text = text(&output);
     assert_eq!(text.matches("BS-REBOOT").count(), 3, "{text}");
 }
 
 #[test]
 fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
-    if skip_without_kvm("vm_from_vm_conf_runs_pauses_and_stops_under_vmd") {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: vm_from_vm_conf_runs_pauses_and_stops_under_vmd: vmd needs root");
+    if !root_and_kvm("vm_from_vm_conf_runs_pauses_and_stops_under_vmd") {
         return;
     }
     let guest = build_guest();
     let image = guest.dir.join("bsdisk.img");
-    let conf = guest.dir.join("vm.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let d = start_vmd(
+        &guest.dir,
+        &format!(
             "vm \"bs\" {{\n\tmemory 512M\n\tdisk \"{}\"\n}}\n",
             image.display()
         ),
-    )
-    .unwrap();
-    let sock = guest.dir.join("vmd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_vmd"))
-        .args(["-d", "-f"])
-        .arg(&conf)
-        .env("VMD_CONTROL_SOCKET", &sock)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, sock };
-    wait_for("the control socket", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
-    });
+    );
 
-    // Enabled in vm.conf: it starts by itself.
-    let mut cols = Vec::new();
-    wait_for("vm bs to run", Duration::from_secs(10), || {
-        cols = status_of(&d, "bs").unwrap_or_default();
-        cols.get(7).map(String::as_str) == Some("running")
-    });
+    // Enabled in vm.conf: it starts by itself; the console is read as
+    // vmctl console would attach to it.
+    let (cols, output) = attach(&d, "bs");
     assert_eq!(cols[0], "1", "{cols:?}");
     assert_ne!(cols[1], "-", "a running VM has a pid: {cols:?}");
     let vm_pid: i32 = cols[1].parse().unwrap();
@@ -599,28 +432,7 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
         )),
         "{json}"
     );
-
-    // The console, as vmctl console would attach to it.
-    let output = Arc::new(Mutex::new(Vec::new()));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&tty)
-            .unwrap_or_else(|e| panic!("{tty}: {e}"));
-        let output = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while let Ok(n) = f.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-    }
-    let console = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    let console = || text(&output);
 
     let out = vmctl(&d, &["pause", "bs"]);
     assert!(out.status.success(), "{out:?}");
@@ -668,12 +480,12 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     );
     assert_written_sector(&std::fs::read(&image).unwrap(), &guest);
 
-    // Stopping a stopped VM is refused as vmctl reports it.
+    // Stopping a stopped VM is refused as vmd refuses it (EINVAL).
     let out = vmctl(&d, &["stop", "bs"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm bs: cannot stop vm that is not running\n"
+        "stopping vm bs: failed: Invalid argument\n"
     );
 
     // vmctl start -c: the console shows the guest until the VM stops.
@@ -705,7 +517,8 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     );
     assert_eq!(status_of(&d, "bs").unwrap()[7], "stopped");
 
-    // A VM made on the command line, forced off, is forgotten.
+    // A VM made on the command line, forced off (and waited for), is
+    // forgotten.
     let mb = guest.dir.join("other.img");
     std::fs::copy(&image, &mb).unwrap();
     let out = vmctl(
@@ -717,12 +530,12 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
     let cols = status_of(&d, "adhoc").unwrap();
     assert_eq!(
         (cols[0].as_str(), cols[3].as_str(), cols[7].as_str()),
-        ("2", "64M", "running")
+        ("2", "64.0M", "running")
     );
-    let out = vmctl(&d, &["stop", "-f", "adhoc"]);
+    let out = vmctl(&d, &["stop", "-fw", "adhoc"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "stopping vm adhoc: forced to terminate vm 2\n"
+        "stopping vm adhoc: terminated vm 2\n"
     );
     assert!(status_of(&d, "adhoc").is_none());
     let out = vmctl(
@@ -740,20 +553,8 @@ fn vm_from_vm_conf_runs_pauses_and_stops_under_vmd() {
 
     // SIGTERM ends vmd and every process it started.
     let mut d = d;
-    // SAFETY: kill(2) on the vmd we started.
-    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
-            assert!(status.success(), "vmd exited with {status}");
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "vmd did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = d.terminate();
+    assert!(status.success(), "vmd exited with {status}");
 }
 
 /// The C vmd's CD-ROM path: an ISO from vm.conf, vioscsi in its own
@@ -878,7 +679,7 @@ fn instances_from_vm_conf_and_vmctl_start_t() {
     };
     // The vm.conf instance is a VM of its own, with its own memory size.
     let cols = status_of(&d, "fromconf").expect("fromconf in vmctl status");
-    assert_eq!(cols[3], "48M", "{cols:?}");
+    assert_eq!(cols[3], "48.0M", "{cols:?}");
 
     // Root, at run time: start -c shows the guest booting the parent's CD.
     let out = Command::new(vmctl_path())
@@ -934,23 +735,9 @@ fn the_test_kernel_pings_the_host_through_vionet() {
     if !root_and_kvm(test) {
         return;
     }
-    if !Path::new("/dev/net/tun").exists() {
-        println!("SKIPPED: {test}: no /dev/net/tun");
+    let Some(ns) = Netns::new(test, "ping") else {
         return;
-    }
-    let ns = format!("vmdt-ping-{}", std::process::id());
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .unwrap()
-        .success());
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let ns = Ns(ns);
+    };
     let dir = common::tempdir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new("sh")
@@ -959,28 +746,18 @@ fn the_test_kernel_pings_the_host_through_vionet() {
         .status()
         .unwrap();
     assert!(status.success(), "build-kernel.sh failed");
-    let conf = dir.join("vm.conf");
-    std::fs::write(
+    let conf = format!(
+        "vm \"kping\" {{\n\tdisable\n\tmemory 64M\n\tboot \"{}\"\n\tboot device net\n\tlocal interface tap78\n}}\n",
+        dir.join("bsd").display()
+    );
+    let d = start_vmd_with(
+        &dir,
         &conf,
-        format!(
-            "vm \"kping\" {{\n\tdisable\n\tmemory 64M\n\tboot \"{}\"\n\tboot device net\n\tlocal interface tap78\n}}\n",
-            dir.join("bsd").display()
-        ),
-    )
-    .unwrap();
-    let sock = dir.join("vmd.sock");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(env!("CARGO_BIN_EXE_vmd"))
-        .args(["-d", "-f"])
-        .arg(&conf)
-        .env("VMD_CONTROL_SOCKET", &sock)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, sock };
-    wait_for("the control socket", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&d.sock).is_ok()
-    });
+        Options {
+            netns: Some(&ns),
+            ..Options::default()
+        },
+    );
     // start -c: the console from the first byte until the kernel shuts
     // itself down through vmmci.
     let out = Command::new(vmctl_path())

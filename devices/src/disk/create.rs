@@ -142,47 +142,88 @@ fn qcow2_layout(size: u64, backing: Option<&Path>) -> Option<Vec<u8>> {
     Some(image)
 }
 
+/// The step of a conversion that failed; the messages are vmctl's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvertStep {
+    OpenSource,
+    SizeTooSmall,
+    CreateDestination,
+    OpenDestination,
+    ReadSource,
+    WriteDestination,
+}
+
+impl ConvertStep {
+    pub fn message(self) -> &'static str {
+        match self {
+            ConvertStep::OpenSource => "failed to open source image file",
+            ConvertStep::SizeTooSmall => "size cannot be smaller than input disk size",
+            ConvertStep::CreateDestination => "failed to create destination image file",
+            ConvertStep::OpenDestination => "failed to open destination image file",
+            ConvertStep::ReadSource => "failed to read from source",
+            ConvertStep::WriteDestination => "failed to write to destination",
+        }
+    }
+}
+
+/// A failed conversion: the step, and what went wrong in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", step.message())]
+pub struct ConvertError {
+    pub step: ConvertStep,
+    #[source]
+    pub source: DiskError,
+}
+
 /// Copies the image at `input` (raw or qcow2, detected) into a new image at
 /// `output`, as `vmctl create -i`: the new disk is `size` bytes (default: the
 /// input's size, never smaller), rounded up to a whole MiB as vmctl does.
 /// Zero ranges are left sparse. `progress` is called with (bytes done, bytes
-/// total) after every chunk. Returns the size of the new disk.
+/// total) after every chunk. Returns the size of the new disk. A new image
+/// whose copy fails is removed again.
 pub fn convert_image(
     input: &Path,
     output: &Path,
     format: ImageFormat,
     size: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<u64> {
-    let mut src = open_image(input, ImageFormat::detect(input)?, true)?;
+) -> std::result::Result<u64, ConvertError> {
+    let at = |step: ConvertStep| move |source: DiskError| ConvertError { step, source };
+    let mut src = ImageFormat::detect(input)
+        .and_then(|f| open_image(input, f, true))
+        .map_err(at(ConvertStep::OpenSource))?;
     let in_size = src.size();
     let size = size.unwrap_or(in_size);
     if size < in_size {
-        return Err(create_err(
+        return Err(at(ConvertStep::SizeTooSmall)(create_err(
             output,
-            "size cannot be smaller than input disk size",
-        ));
+            format!("{size} bytes for {in_size}"),
+        )));
     }
     let size = size.div_ceil(MIB) * MIB;
     match format {
-        ImageFormat::Raw => create_raw(output, size)?,
-        ImageFormat::Qcow2 => create_qcow2(output, size, None)?,
+        ImageFormat::Raw => create_raw(output, size),
+        ImageFormat::Qcow2 => create_qcow2(output, size, None),
     }
-    let mut copy = || -> Result<()> {
-        let mut dst = open_image(output, format, false)?;
+    .map_err(at(ConvertStep::CreateDestination))?;
+    let mut copy = || -> std::result::Result<(), ConvertError> {
+        let mut dst =
+            open_image(output, format, false).map_err(at(ConvertStep::OpenDestination))?;
         let mut buf = vec![0u8; CONVERT_CHUNK as usize];
         let mut done = 0u64;
         progress(0, in_size);
         while done < in_size {
             let len = CONVERT_CHUNK.min(in_size - done) as usize;
-            src.read_at(&mut buf[..len], done)?;
+            src.read_at(&mut buf[..len], done)
+                .map_err(at(ConvertStep::ReadSource))?;
             if buf[..len].iter().any(|&b| b != 0) {
-                dst.write_at(&buf[..len], done)?;
+                dst.write_at(&buf[..len], done)
+                    .map_err(at(ConvertStep::WriteDestination))?;
             }
             done += len as u64;
             progress(done, in_size);
         }
-        dst.flush()
+        dst.flush().map_err(at(ConvertStep::WriteDestination))
     };
     let result = copy();
     if result.is_err() {

@@ -19,7 +19,9 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
 
 pub use backend::DiskBackend;
-pub use create::{convert_image, create_qcow2, create_raw, QCOW2_CREATE_CLUSTER_BITS};
+pub use create::{
+    convert_image, create_qcow2, create_raw, ConvertError, ConvertStep, QCOW2_CREATE_CLUSTER_BITS,
+};
 pub use qcow2::{Qcow2Image, MAX_CHAIN_DEPTH};
 pub use raw::RawImage;
 

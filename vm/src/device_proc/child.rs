@@ -24,7 +24,8 @@ use vmm_sys::Wire;
 
 use super::{new_msg, viodev_msg, DeviceProcError};
 use crate::abi::imsg_types::{
-    IMSG_DEVOP_HOSTMAC, IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM, IMSG_VMDOP_UNPAUSE_VM,
+    IMSG_CTL_VERBOSE, IMSG_DEVOP_HOSTMAC, IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM,
+    IMSG_VMDOP_UNPAUSE_VM,
 };
 use crate::abi::viodev_msg::*;
 use crate::abi::virtio_dev::{VMD_DEVTYPE_DISK, VMD_DEVTYPE_NET, VMD_DEVTYPE_SCSI};
@@ -463,6 +464,10 @@ fn serve(
                 match msg.type_() {
                     IMSG_VMDOP_PAUSE_VM => log::debug!("pausing"),
                     IMSG_VMDOP_UNPAUSE_VM => log::debug!("unpausing"),
+                    IMSG_CTL_VERBOSE => match msg.get::<i32>() {
+                        Ok(v) => crate::log_level::set_verbosity(v),
+                        Err(e) => log::warn!("async channel: {e}"),
+                    },
                     IMSG_DEVOP_HOSTMAC => match <[u8; 6]>::try_from(&msg.data[..]) {
                         Ok(mac) => device.set_host_mac(mac),
                         Err(_) => log::warn!("async channel: bad host MAC"),

@@ -19,7 +19,9 @@ use imsg::{ImsgBuf, ReadStatus};
 use vmm_sys::Wire;
 
 use super::{new_msg, viodev_msg, DeviceProcError, REPLY_TIMEOUT_MS};
-use crate::abi::imsg_types::{IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM, IMSG_VMDOP_UNPAUSE_VM};
+use crate::abi::imsg_types::{
+    IMSG_CTL_VERBOSE, IMSG_DEVOP_MSG, IMSG_VMDOP_PAUSE_VM, IMSG_VMDOP_UNPAUSE_VM,
+};
 use crate::abi::viodev_msg::*;
 use crate::abi::{VirtioDev, VmdVm};
 use crate::sys;
@@ -428,10 +430,10 @@ impl DeviceHandle {
         lock(&self.child).id()
     }
 
-    fn broadcast(&self, type_: u32) {
+    fn broadcast(&self, type_: u32, data: &[u8]) {
         let mut out = lock(&self.async_out);
         if let Err(e) = out
-            .compose(type_, 0, 0, None, &[])
+            .compose(type_, 0, 0, None, data)
             .and_then(|()| out.flush())
         {
             log::warn!("{}: failed to send imsg type {type_}: {e}", self.name);
@@ -439,11 +441,16 @@ impl DeviceHandle {
     }
 
     pub fn pause(&self) {
-        self.broadcast(IMSG_VMDOP_PAUSE_VM);
+        self.broadcast(IMSG_VMDOP_PAUSE_VM, &[]);
     }
 
     pub fn unpause(&self) {
-        self.broadcast(IMSG_VMDOP_UNPAUSE_VM);
+        self.broadcast(IMSG_VMDOP_UNPAUSE_VM, &[]);
+    }
+
+    /// vmd's verbosity, for the device process's log.
+    pub fn set_verbosity(&self, verbose: i32) {
+        self.broadcast(IMSG_CTL_VERBOSE, &verbose.to_ne_bytes());
     }
 
     /// Asks the process to exit and reaps it; kills it if it has not

@@ -42,8 +42,13 @@ fn ip(args: &[&str]) -> io::Result<()> {
     )))
 }
 
+/// Asks the kernel rather than /sys, which shows another network
+/// namespace's interfaces unless it was mounted for this one.
 fn exists(ifname: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(ifname).exists()
+    Command::new("ip")
+        .args(["link", "show", "dev", ifname])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Carries out a priv request with Linux's equivalents: switches are
@@ -56,9 +61,10 @@ pub fn priv_op(op: &PrivOp) -> io::Result<()> {
             if exists(ifname) {
                 Ok(())
             } else {
-                Err(io::Error::other(format!(
-                    "bridge \"{ifname}\" does not exist"
-                )))
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("bridge \"{ifname}\" does not exist"),
+                ))
             }
         }
         PrivOp::AddMember { bridge, member } => {
