@@ -1,6 +1,7 @@
 //! vmd: the daemon. One binary re-executes itself for each process role
 //! (see `proc`), as OpenBSD's vmd does; `config` is the vm.conf(5) parser.
 
+pub mod agentx;
 pub mod child;
 pub mod config;
 pub mod control;

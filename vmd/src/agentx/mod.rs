@@ -1,0 +1,3 @@
+//! vmd's AgentX subagent (RFC 2741).
+
+pub mod pdu;
