@@ -10,6 +10,7 @@ pub mod logging;
 pub mod parent;
 pub mod privops;
 pub mod proc;
+pub mod shared_config;
 pub mod sys;
 pub mod vmm;
 pub mod vms;

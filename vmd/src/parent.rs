@@ -92,6 +92,18 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
     for c in children.iter_mut() {
         c.chan.allow_fdpass();
     }
+    // The shared settings, as config_setconfig sends them; of the Rust
+    // children only agentx reads them.
+    if let Some(&i) = index.get(&ProcId::Agentx) {
+        let cfg = crate::shared_config::vmd_config(config).to_bytes();
+        let chan = &mut children[i].chan;
+        if let Err(e) = chan
+            .compose(IMSG_VMDOP_CONFIG, 0, 0, None, &cfg)
+            .and_then(|()| chan.flush())
+        {
+            log::warn!("parent: can't send to agentx: {e}");
+        }
+    }
     let mut vms = VmTable::from_config(config);
     // Enabled VMs start in batches (vm.conf `staggered start`; vmd's
     // default is as many at once as there are CPUs, 30 s apart).
@@ -206,6 +218,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         (ProcId::Control, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
             r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
         }
+        (ProcId::Agentx, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
+            // Whatever peer id agentx sent, the answer goes back to it.
+            let peer = crate::agentx::IMSG_AGENTX_PEERID;
+            r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
+        }
         (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_DATA) => {
             let Ok(d) = m.data_exact(VmopInfoResult::SIZE) else {
                 return;
@@ -215,7 +232,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 vm.complete_info(&mut info);
             }
             r.send(
-                ProcId::Control,
+                info_requester(peer),
                 IMSG_VMDOP_GET_INFO_VM_DATA,
                 peer,
                 None,
@@ -226,7 +243,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
             // VMs vmm does not run: configured, stopped ones.
             for vm in vms.vms.iter().filter(|v| v.state == State::Stopped) {
                 r.send(
-                    ProcId::Control,
+                    info_requester(peer),
                     IMSG_VMDOP_GET_INFO_VM_DATA,
                     peer,
                     None,
@@ -234,7 +251,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
             }
             r.send(
-                ProcId::Control,
+                info_requester(peer),
                 IMSG_VMDOP_GET_INFO_VM_END_DATA,
                 peer,
                 None,
@@ -438,6 +455,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                         "vmd_reload: {}",
                         file.as_deref().unwrap_or("reloading configuration")
                     );
+                    if file.is_none() {
+                        // A reload shares the new settings; a load does not.
+                        let cfg = crate::shared_config::vmd_config(&config).to_bytes();
+                        r.send(ProcId::Agentx, IMSG_VMDOP_CONFIG, 0, None, &cfg);
+                    }
                     for id in vms.merge(&config, file.is_none()) {
                         start_vm(vms, r, id, None);
                     }
@@ -472,6 +494,16 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         }
         (_, IMSG_VMDOP_DONE) => {}
         (src, t) => log::debug!("parent: unexpected imsg {t} from {}", src.title()),
+    }
+}
+
+/// Who asked for the VM list vmm is answering: the agentx process marks
+/// its requests with IMSG_AGENTX_PEERID, control with a connection's id.
+fn info_requester(peer: u32) -> ProcId {
+    if peer == crate::agentx::IMSG_AGENTX_PEERID {
+        ProcId::Agentx
+    } else {
+        ProcId::Control
     }
 }
 
