@@ -13,9 +13,10 @@ use std::fmt;
 pub const HEADER_LEN: usize = 20;
 /// The protocol version this module speaks (`h.version`).
 pub const VERSION: u8 = 1;
-/// The largest payload accepted. RFC 2741 sets no limit; what vmd's
-/// master sends (search ranges, a few variable bindings) is far smaller.
-pub const MAX_PAYLOAD: u32 = 1 << 20;
+/// The largest payload accepted. RFC 2741 sets no limit; a master's
+/// requests carry what one SNMP message (at most 64 KiB) asked for, in
+/// AgentX's larger encoding of object identifiers.
+pub const MAX_PAYLOAD: u32 = 256 * 1024;
 /// Most sub-identifiers in an object identifier (RFC 2741, 5.1).
 pub const OID_MAX_LEN: usize = 128;
 

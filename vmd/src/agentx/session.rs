@@ -23,9 +23,9 @@ const DESCRIPTION: &[u8] = b"vmd";
 pub const REGION_TIMEOUT: u8 = 1;
 /// RFC 2741's default registration priority.
 pub const PRIORITY_DEFAULT: u8 = 127;
-/// Requests kept while the VM list is on its way; a master that sends
-/// more gets genErr for them.
-const MAX_WAITING: usize = 256;
+/// Requests kept while the VM list is on its way (each at most
+/// `pdu::MAX_PAYLOAD`); a master that sends more gets genErr for them.
+const MAX_WAITING: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -431,6 +431,33 @@ mod tests {
             varbinds[0].value,
             Value::OctetString(b"OpenBSD VMM".to_vec())
         );
+    }
+
+    #[test]
+    fn a_flood_of_requests_gets_generr_beyond_the_queue() {
+        let mut s = registered(None);
+        let mut out = Vec::new();
+        let get = |packet| from_master(42, packet, None, Payload::Get(Vec::new()));
+        for packet in 0..MAX_WAITING as u32 {
+            s.receive(&get(packet), &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        s.receive(&get(999), &mut out).unwrap();
+        let resp = only_pdu(&out);
+        assert_eq!(resp.header.packet_id, 999);
+        let Payload::Response { error, index, .. } = resp.payload else {
+            panic!("no response");
+        };
+        assert_eq!((error, index), (ERROR_GENERR, 1));
+        out.clear();
+        s.answer_waiting(&view(), &mut out);
+        let mut n = 0;
+        let mut rest = &out[..];
+        while let Some((_, used)) = decode(rest).unwrap() {
+            rest = &rest[used..];
+            n += 1;
+        }
+        assert_eq!(n, MAX_WAITING);
     }
 
     #[test]
