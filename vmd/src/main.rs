@@ -9,6 +9,8 @@ use vmd::proc::ProcId;
 use vmd::{child, control, logging, parent, sys, vmm};
 
 const VMD_CONF: &str = "/etc/vm.conf";
+/// The group that may reach the AgentX master's socket.
+const AGENTX_GROUP: &str = "_agentx";
 
 /// What the command line asks for.
 #[derive(Debug, Default)]
@@ -369,9 +371,22 @@ fn run_child(id: ProcId, args: &Args) -> std::io::Result<()> {
             })
         }
         ProcId::Agentx => {
-            sys::drop_privileges(&user, Some(sys::EMPTY_DIR))?;
+            // The master's socket is connected to again whenever the
+            // master restarts, and a reload may move it, so agentx keeps
+            // the file system (C vmd's agentx keeps "/" as its root) and
+            // runs unprivileged in the _agentx group where there is one,
+            // for the master's group permissions.
+            let mut user = user;
+            if let Some(gid) = sys::lookup_group(AGENTX_GROUP) {
+                user.gid = gid;
+            }
+            sys::drop_privileges(&user, None)?;
             sys::sandbox(id, &exe)?;
-            child::run("agentx", chan, signals, |_, _| {})
+            let hv = vmd::agentx::mib::Hypervisor {
+                software: sys::HYPERVISOR_SOFTWARE.to_string(),
+                version: sys::os_release(),
+            };
+            vmd::agentx::run(chan, signals, hv)
         }
         ProcId::Parent => Err(std::io::Error::other("the parent has no -P title")),
     }

@@ -90,6 +90,18 @@ pub fn run(exe: &str, args: &[String], config: &Config, reparse: Reparse<'_>) ->
     for c in children.iter_mut() {
         c.chan.allow_fdpass();
     }
+    // The shared settings, as config_setconfig sends them; of the Rust
+    // children only agentx reads them.
+    if let Some(&i) = index.get(&ProcId::Agentx) {
+        let cfg = crate::shared_config::vmd_config(config).to_bytes();
+        let chan = &mut children[i].chan;
+        if let Err(e) = chan
+            .compose(IMSG_VMDOP_CONFIG, 0, 0, None, &cfg)
+            .and_then(|()| chan.flush())
+        {
+            log::warn!("parent: can't send to agentx: {e}");
+        }
+    }
     let mut vms = VmTable::from_config(config);
     // The switches' bridges first (vmd_configure), then the VMs.
     {
@@ -213,6 +225,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
         (ProcId::Control, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
             r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
         }
+        (ProcId::Agentx, IMSG_VMDOP_GET_INFO_VM_REQUEST) => {
+            // Whatever peer id agentx sent, the answer goes back to it.
+            let peer = crate::agentx::IMSG_AGENTX_PEERID;
+            r.send(ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_REQUEST, peer, None, &[]);
+        }
         (ProcId::Vmm, IMSG_VMDOP_GET_INFO_VM_DATA) => {
             let Ok(d) = m.data_exact(VmopInfoResult::SIZE) else {
                 return;
@@ -227,7 +244,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
             }
             r.send(
-                ProcId::Control,
+                info_requester(peer),
                 IMSG_VMDOP_GET_INFO_VM_DATA,
                 peer,
                 None,
@@ -243,7 +260,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                     vm.state_bits()
                 );
                 r.send(
-                    ProcId::Control,
+                    info_requester(peer),
                     IMSG_VMDOP_GET_INFO_VM_DATA,
                     peer,
                     None,
@@ -251,7 +268,7 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                 );
             }
             r.send(
-                ProcId::Control,
+                info_requester(peer),
                 IMSG_VMDOP_GET_INFO_VM_END_DATA,
                 peer,
                 None,
@@ -460,6 +477,11 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
                         "vmd_reload: {}",
                         file.as_deref().unwrap_or("reloading configuration")
                     );
+                    if file.is_none() {
+                        // A reload shares the new settings; a load does not.
+                        let cfg = crate::shared_config::vmd_config(&config).to_bytes();
+                        r.send(ProcId::Agentx, IMSG_VMDOP_CONFIG, 0, None, &cfg);
+                    }
                     let start = vms.merge(&config, file.is_none());
                     configure_switches(vms, r);
                     for id in start {
@@ -510,6 +532,16 @@ fn dispatch(src: ProcId, mut m: Imsg, r: &mut Router<'_>, vms: &mut VmTable, rep
 fn configure_switches(vms: &mut VmTable, r: &mut Router<'_>) {
     for (type_, req) in vms.configure_switches() {
         r.send(ProcId::Priv, type_, 0, None, &req);
+    }
+}
+
+/// Who asked for the VM list vmm is answering: the agentx process marks
+/// its requests with IMSG_AGENTX_PEERID, control with a connection's id.
+fn info_requester(peer: u32) -> ProcId {
+    if peer == crate::agentx::IMSG_AGENTX_PEERID {
+        ProcId::Agentx
+    } else {
+        ProcId::Control
     }
 }
 

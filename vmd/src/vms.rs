@@ -141,14 +141,17 @@ impl Vm {
         }
     }
 
-    /// `vir_state` as vmctl shows it.
+    /// `vir_state`: what vmctl shows, and (the disabled bit, which stays
+    /// while a disabled VM runs, as in vmd) what agentx reports as
+    /// vmAutoStart.
     pub fn state_bits(&self) -> u32 {
-        match self.state {
-            State::Running | State::Starting => VM_STATE_RUNNING,
-            State::Paused => VM_STATE_RUNNING | VM_STATE_PAUSED,
-            State::Stopped if self.disabled => VM_STATE_DISABLED,
-            State::Stopped => 0,
-        }
+        let disabled = if self.disabled { VM_STATE_DISABLED } else { 0 };
+        disabled
+            | match self.state {
+                State::Running | State::Starting => VM_STATE_RUNNING,
+                State::Paused => VM_STATE_RUNNING | VM_STATE_PAUSED,
+                State::Stopped => 0,
+            }
     }
 
     pub fn is_running(&self) -> bool {

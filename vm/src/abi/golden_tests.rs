@@ -124,6 +124,30 @@ fn local_prefix_golden() {
     check(&lp, &expected);
 }
 
+#[test]
+fn vmd_config_golden() {
+    let mut cfg = VmdConfig::zeroed();
+    cfg.cfg_flags = vmd_config::VMD_CFG_STAGGERED_START;
+    cfg.delay.tv_sec = 30;
+    cfg.parallelism = 2;
+    cfg.cfg_localprefix = LocalPrefix::vmd_default();
+    cfg.cfg_agentx.ax_enabled = 1;
+    cfg.cfg_agentx.ax_path = name("/var/agentx/master");
+    cfg.cfg_agentx.ax_context = name("vmctx");
+    let mut expected = vec![0u8; 216];
+    at(&mut expected, 0, &[4, 0, 0, 0]);
+    // 4..8 is padding.
+    at(&mut expected, 8, &[30]);
+    at(&mut expected, 24, &[2]);
+    at(&mut expected, 28, &[100, 64, 0, 0, 255, 192, 0, 0, 0xfd]);
+    at(&mut expected, 28 + 24, &[0xff]);
+    at(&mut expected, 68, &[1]);
+    at(&mut expected, 72, b"/var/agentx/master");
+    at(&mut expected, 176, b"vmctx");
+    // 209..216 is padding.
+    check(&cfg, &expected);
+}
+
 fn info_result() -> VmInfoResult {
     let mut vir = VmInfoResult::zeroed();
     vir.vir_memory_size = 0x2000_0000;
@@ -458,6 +482,8 @@ fn sizes_match_abi_md() {
     check::<VmdVm>("vmd_vm");
     check::<Timeval>("timeval");
     check::<LocalPrefix>("local_prefix");
+    check::<VmdAgentx>("vmd_agentx");
+    check::<VmdConfig>("vmd_config");
     check::<VmDevPipe>("vm_dev_pipe");
     check::<ViodevMsg>("viodev_msg");
     check::<VirtioIoCfg>("virtio_io_cfg");

@@ -169,6 +169,20 @@ const _: () = assert!(offset_of!(LocalPrefix, lp_in) == 0); // lp_in
 const _: () = assert!(offset_of!(LocalPrefix, lp_mask) == 4); // lp_mask
 const _: () = assert!(offset_of!(LocalPrefix, lp_in6) == 8); // lp_in6
 const _: () = assert!(offset_of!(LocalPrefix, lp_mask6) == 24); // lp_mask6
+                                                                // struct vmd_agentx
+const _: () = assert!(size_of::<VmdAgentx>() == 144);
+const _: () = assert!(align_of::<VmdAgentx>() == 4);
+const _: () = assert!(offset_of!(VmdAgentx, ax_enabled) == 0); // ax_enabled
+const _: () = assert!(offset_of!(VmdAgentx, ax_path) == 4); // ax_path
+const _: () = assert!(offset_of!(VmdAgentx, ax_context) == 108); // ax_context
+                                                                 // struct vmd_config
+const _: () = assert!(size_of::<VmdConfig>() == 216);
+const _: () = assert!(align_of::<VmdConfig>() == 8);
+const _: () = assert!(offset_of!(VmdConfig, cfg_flags) == 0); // cfg_flags
+const _: () = assert!(offset_of!(VmdConfig, delay) == 8); // delay
+const _: () = assert!(offset_of!(VmdConfig, parallelism) == 24); // parallelism
+const _: () = assert!(offset_of!(VmdConfig, cfg_localprefix) == 28); // cfg_localprefix
+const _: () = assert!(offset_of!(VmdConfig, cfg_agentx) == 68); // cfg_agentx
                                                                 // struct vm_dev_pipe
 const _: () = assert!(size_of::<VmDevPipe>() == 136);
 const _: () = assert!(align_of::<VmDevPipe>() == 8);

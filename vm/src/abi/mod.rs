@@ -10,6 +10,7 @@ mod layout;
 pub mod local_prefix;
 pub mod viodev_msg;
 pub mod virtio_dev;
+pub mod vmd_config;
 pub mod vmd_vm;
 pub mod vmop;
 
@@ -23,6 +24,7 @@ pub use virtio_dev::{
     VioblkDev, VionetDev, VioscsiDev, VirtioDev, VirtioDevUnion, VirtioIoCfg, VirtioPciCommonCfg,
     VirtioVqInfo, VmmciDev,
 };
+pub use vmd_config::{VmdAgentx, VmdConfig};
 pub use vmd_vm::{VmdIf, VmdVm};
 pub use vmop::{VmopCreateParams, VmopId, VmopInfoResult, VmopOwner, VmopResult};
 

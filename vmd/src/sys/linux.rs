@@ -145,3 +145,6 @@ pub fn open_hypervisor() -> io::Result<std::os::fd::OwnedFd> {
 /// vmd's answer for an instance name that is taken: OpenBSD's EPROCLIM,
 /// which Linux lacks; EEXIST says the same to a Linux vmctl.
 pub const ENAME_TAKEN: i32 = libc::EEXIST;
+
+/// VM-MIB's vmHvSoftware: the hypervisor behind /dev/kvm.
+pub const HYPERVISOR_SOFTWARE: &str = "Linux KVM";

@@ -45,6 +45,44 @@ pub fn lookup_user(name: &str) -> Option<User> {
     }
 }
 
+/// A group's id, from the group database.
+pub fn lookup_group(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 65536];
+    // SAFETY: getgrnam_r fills `grp` inside `buf`, whose length we pass;
+    // on success `result` points at `grp`.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut result = std::ptr::null_mut();
+        if libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        ) != 0
+            || result.is_null()
+        {
+            return None;
+        }
+        Some(grp.gr_gid)
+    }
+}
+
+/// The kernel's release (uname -r; kern.osrelease on OpenBSD).
+pub fn os_release() -> String {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) == -1 {
+            return "unknown".to_string();
+        }
+        CStr::from_ptr(u.release.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// Whether `uid`'s primary group is `gid`, or the group lists the user
 /// (vm_checkperm's group check).
 pub fn user_in_group(uid: u32, gid: u32) -> bool {

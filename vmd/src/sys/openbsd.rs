@@ -111,3 +111,6 @@ pub fn open_tap(name: &str) -> io::Result<(std::os::fd::OwnedFd, String)> {
 
 /// vmd's answer for an instance name that is taken.
 pub const ENAME_TAKEN: i32 = libc::EPROCLIM;
+
+/// VM-MIB's vmHvSoftware: vmm(4), as C vmd reports it.
+pub const HYPERVISOR_SOFTWARE: &str = "OpenBSD VMM";
