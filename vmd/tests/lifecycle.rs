@@ -383,22 +383,34 @@ fn a_reboot_loop_is_stopped() {
     }
     let guest = build_guest();
     let image = guest.dir.join("bsloop.img");
-    let d = start_vmd(
+    let d = start_vmd_with(
         &guest.dir,
         &format!(
             "vm \"loop\" {{\n\tmemory 64M\n\tdisk \"{}\"\n}}\n",
             image.display()
         ),
+        Options {
+            capture_log: true,
+            ..Options::default()
+        },
     );
     let (_, output) = attach(&d, "loop");
-    // Each boot restarts quickly: after the third, vmd gives up.
+    // vmd gives up after three restarts in a row that each came within
+    // 6 s of the start before: three reboots when every boot is quick,
+    // more when a loaded machine makes one boot take longer than that.
     wait_for(
         "vmd to stop the reboot loop",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || status_of(&d, "loop").is_some_and(|c| c[7] == "stopped"),
     );
     let text = text(&output);
-    assert_eq!(text.matches("BS-REBOOT").count(), 3, "{text}");
+    let reboots = text.matches("BS-REBOOT").count();
+    assert!((3..=8).contains(&reboots), "{reboots} reboots:\n{text}");
+    let log = d.log();
+    assert!(
+        log.contains("loop: vm 1 restarted too quickly, stopping it"),
+        "{log}"
+    );
 }
 
 #[test]
