@@ -209,6 +209,17 @@ impl Pic {
         self.chips[0].set_line(CASCADE_IRQ, slave_out, true);
     }
 
+    /// Whether input `irq` has a request latched that the CPU has not
+    /// taken yet (its IRR bit).
+    pub fn requested(&self, irq: u8) -> bool {
+        irq < 16 && self.chips[(irq / 8) as usize].irr & (1 << (irq % 8)) != 0
+    }
+
+    /// Whether input `irq` is masked in its chip's IMR.
+    pub fn masked(&self, irq: u8) -> bool {
+        irq >= 16 || self.chips[(irq / 8) as usize].imr & (1 << (irq % 8)) != 0
+    }
+
     /// Whether the pair is asking the CPU for an interrupt.
     pub fn pending(&self) -> bool {
         self.chips[0].deliverable().is_some()

@@ -472,12 +472,7 @@ impl Machine {
         bus.insert(PCI_CONFIG_PORT, 8, pci.clone())?;
         bus.set_fallback(pci);
 
-        let pc = Arc::new(PcInterrupts {
-            pic,
-            pit,
-            clock,
-            bell,
-        });
+        let pc = Arc::new(PcInterrupts::new(pic, pit, clock, bell));
         Ok(Machine {
             name: config.name,
             mem,

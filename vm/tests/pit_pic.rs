@@ -77,12 +77,7 @@ fn bios_programmed_pit_ticks_through_the_pic() {
     }
     bus.insert(0x40, 4, pit.clone()).unwrap();
     bus.insert(0x61, 1, pit.clone()).unwrap();
-    let irqs = PcInterrupts {
-        pic,
-        pit,
-        clock: clock.clone(),
-        bell: Arc::new(Doorbell::default()),
-    };
+    let irqs = PcInterrupts::new(pic, pit, clock.clone(), Arc::new(Doorbell::default()));
 
     let kvm = KvmVm::new(&mem).unwrap();
     let mut cpu = kvm.create_vcpu(0).unwrap();
