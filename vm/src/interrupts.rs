@@ -160,17 +160,19 @@ impl PcInterrupts {
             .irq0_edges();
         let mut pic = self.pic.lock().unwrap_or_else(|e| e.into_inner());
         let mut due = self.lost_ticks.load(Ordering::Relaxed) + edges;
-        if pic.masked(0) {
+        let pulse = if pic.masked(0) {
             // The PIC still latches the request, but nothing more is kept.
-            if edges > 0 {
-                pic.set_irq(0, true);
-                pic.set_irq(0, false);
-            }
             due = 0;
+            edges > 0
         } else if due > 0 && !pic.requested(0) {
+            due -= 1;
+            true
+        } else {
+            false
+        };
+        if pulse {
             pic.set_irq(0, true);
             pic.set_irq(0, false);
-            due -= 1;
         }
         self.lost_ticks
             .store(due.min(MAX_LOST_TICKS), Ordering::Relaxed);

@@ -10,8 +10,26 @@ use mio::{Events, Interest, Poll, Token};
 use crate::imsg_types::*;
 use crate::sys;
 
-const PARENT: Token = Token(0);
-const SIGNALS: Token = Token(1);
+/// The tokens of the two sources every child process polls.
+pub const PARENT: Token = Token(0);
+pub const SIGNALS: Token = Token(1);
+
+/// A poll set with the parent's channel (`PARENT`) and the signal pipe
+/// (`SIGNALS`) registered; a child adds its own sources after them.
+pub fn poll_parent_and_signals(
+    parent: &mut ImsgBuf,
+    signals: &sys::SignalPipe,
+) -> io::Result<Poll> {
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(parent, PARENT, Interest::READABLE)?;
+    poll.registry().register(
+        &mut mio::unix::SourceFd(&signals.fd()),
+        SIGNALS,
+        Interest::READABLE,
+    )?;
+    Ok(poll)
+}
 
 /// Runs `handle` on each message from the parent until told to stop.
 pub fn run(
@@ -20,14 +38,7 @@ pub fn run(
     signals: sys::SignalPipe,
     mut handle: impl FnMut(&Imsg, &mut ImsgBuf),
 ) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut parent, PARENT, Interest::READABLE)?;
-    poll.registry().register(
-        &mut mio::unix::SourceFd(&signals.fd()),
-        SIGNALS,
-        Interest::READABLE,
-    )?;
+    let mut poll = poll_parent_and_signals(&mut parent, &signals)?;
     let mut events = Events::with_capacity(8);
     'outer: loop {
         if let Err(e) = poll.poll(&mut events, None) {

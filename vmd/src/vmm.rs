@@ -21,11 +21,10 @@ use vm::abi::{LocalPrefix, VmdVm, VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM, VM_
 use vmm_sys::wire::c_str;
 use vmm_sys::Wire;
 
+use crate::child::{PARENT, SIGNALS};
 use crate::imsg_types::*;
 use crate::sys;
 
-const PARENT: Token = Token(0);
-const SIGNALS: Token = Token(1);
 const VM_BASE: usize = 1000;
 
 /// vmd.h: restarts closer together than this count as a loop.
@@ -91,14 +90,7 @@ impl Vmm {
     }
 
     pub fn run(mut self, mut parent: ImsgBuf, signals: sys::SignalPipe) -> io::Result<()> {
-        let mut poll = Poll::new()?;
-        poll.registry()
-            .register(&mut parent, PARENT, Interest::READABLE)?;
-        poll.registry().register(
-            &mut mio::unix::SourceFd(&signals.fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )?;
+        let mut poll = crate::child::poll_parent_and_signals(&mut parent, &signals)?;
         let mut events = Events::with_capacity(16);
         'outer: loop {
             if let Err(e) = poll.poll(&mut events, None) {

@@ -13,10 +13,33 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::{
-    attach, root_and_kvm, start_vmd, start_vmd_with, status_of, text, vmctl, vmctl_path, wait_for,
-    Netns, Options,
+    attach, root_and_kvm, start_vmd, start_vmd_with, status_of, text, vmctl, vmctl_command,
+    vmctl_path, wait_for, Daemon, Netns, Options,
 };
 use common::{assert_written_sector, build_guest};
+
+/// A temporary directory with the test kernel built in it (`bsd`, `bsd.gz`).
+fn build_kernel() -> std::path::PathBuf {
+    let dir = common::tempdir();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("sh")
+        .arg(root.join("regress/guest/build-kernel.sh"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "build-kernel.sh failed");
+    dir
+}
+
+/// `vmctl start -c name`: the console from the first byte until the VM
+/// stops.
+fn start_on_console(d: &Daemon, name: &str) -> String {
+    let out = vmctl_command(d, &["start", "-c", name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// A user for the permission test, created if missing.
 fn second_user() -> (u32, u32) {
@@ -134,14 +157,7 @@ fn vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci() {
     if !root_and_kvm("vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci") {
         return;
     }
-    let dir = common::tempdir();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("sh")
-        .arg(root.join("regress/guest/build-kernel.sh"))
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "build-kernel.sh failed");
+    let dir = build_kernel();
     let kernel = dir.join("bsd.gz");
     let d = start_vmd(
         &dir,
@@ -151,13 +167,7 @@ fn vmd_boots_the_test_kernel_and_it_shuts_down_through_vmmci() {
         ),
     );
     // start -c: the console from the first byte, until the VM stops.
-    let out = Command::new(vmctl_path())
-        .args(["start", "-c", "k"])
-        .env("VMD_CONTROL_SOCKET", &d.sock)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = start_on_console(&d, "k");
     for m in [
         "KERN-BOOT-OK",
         "KERN-MEMMAP-OK",
@@ -694,9 +704,7 @@ fn instances_from_vm_conf_and_vmctl_start_t() {
     assert_eq!(cols[3], "48.0M", "{cols:?}");
 
     // Root, at run time: start -c shows the guest booting the parent's CD.
-    let out = Command::new(vmctl_path())
-        .args(["start", "-c", "-t", "base", "-m", "32M", "inst1"])
-        .env("VMD_CONTROL_SOCKET", &d.sock)
+    let out = vmctl_command(&d, &["start", "-c", "-t", "base", "-m", "32M", "inst1"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -750,14 +758,7 @@ fn the_test_kernel_pings_the_host_through_vionet() {
     let Some(ns) = Netns::new(test, "ping") else {
         return;
     };
-    let dir = common::tempdir();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("sh")
-        .arg(root.join("regress/guest/build-kernel.sh"))
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "build-kernel.sh failed");
+    let dir = build_kernel();
     let conf = format!(
         "vm \"kping\" {{\n\tdisable\n\tmemory 64M\n\tboot \"{}\"\n\tboot device net\n\tlocal interface tap78\n}}\n",
         dir.join("bsd").display()
@@ -772,13 +773,7 @@ fn the_test_kernel_pings_the_host_through_vionet() {
     );
     // start -c: the console from the first byte until the kernel shuts
     // itself down through vmmci.
-    let out = Command::new(vmctl_path())
-        .args(["start", "-c", "kping"])
-        .env("VMD_CONTROL_SOCKET", &d.sock)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = start_on_console(&d, "kping");
     // vm 1, interface 0: the host has 100.64.1.2/31, the guest .3.
     for m in [
         "KERN-NET-MAC ",

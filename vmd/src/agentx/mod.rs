@@ -21,6 +21,7 @@ use vm::abi::{VmdConfig, VmopInfoResult};
 use vmm_sys::wire::c_str;
 use vmm_sys::Wire;
 
+use crate::child::{PARENT, SIGNALS};
 use crate::imsg_types::*;
 use crate::sys;
 use mib::{Hypervisor, MibView};
@@ -33,8 +34,6 @@ pub const IMSG_AGENTX_PEERID: u32 = u32::MAX - 1;
 /// How long to wait before trying an unreachable master again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(3);
 
-const PARENT: Token = Token(0);
-const SIGNALS: Token = Token(1);
 const MASTER: Token = Token(2);
 
 /// vm.conf's `agentx [context name] [path path]`.
@@ -226,14 +225,7 @@ impl Agent {
 
 /// The agentx process's loop; returns when vmd tells it to stop.
 pub fn run(mut parent: ImsgBuf, signals: sys::SignalPipe, hv: Hypervisor) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut parent, PARENT, Interest::READABLE)?;
-    poll.registry().register(
-        &mut mio::unix::SourceFd(&signals.fd()),
-        SIGNALS,
-        Interest::READABLE,
-    )?;
+    let mut poll = crate::child::poll_parent_and_signals(&mut parent, &signals)?;
     let mut agent = Agent {
         hv,
         settings: None,
