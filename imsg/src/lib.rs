@@ -80,7 +80,6 @@ pub struct ImsgBuf {
     sock: OwnedFd,
     reader: Reader,
     writer: Writer,
-    rbuf: Vec<u8>,
     pid: u32,
     fdpass: bool,
     maxsize: usize,
@@ -94,7 +93,6 @@ impl ImsgBuf {
             sock: sock.into(),
             reader: Reader::new(MAX_IMSGSIZE),
             writer: Writer::default(),
-            rbuf: vec![0u8; IBUF_READ_SIZE],
             pid: std::process::id(),
             fdpass: false,
             maxsize: MAX_IMSGSIZE,
@@ -153,6 +151,7 @@ impl ImsgBuf {
 
     /// Queues a message (C: `imsg_compose`). A `pid` of 0 means this
     /// process's pid.
+    #[inline]
     pub fn compose(
         &mut self,
         type_: u32,
@@ -166,6 +165,7 @@ impl ImsgBuf {
 
     /// Queues a message whose payload is the concatenation of `parts` (C:
     /// `imsg_composev`).
+    #[inline]
     pub fn composev(
         &mut self,
         type_: u32,
@@ -191,7 +191,7 @@ impl ImsgBuf {
             peerid,
             pid: if pid == 0 { self.pid } else { pid },
         };
-        self.writer.push(&hdr.to_bytes(fd.is_some()), parts, fd);
+        self.writer.push(&hdr, parts, fd);
         Ok(())
     }
 
@@ -255,7 +255,8 @@ impl ImsgBuf {
     }
 
     fn read_inner(&mut self) -> Result<ReadStatus> {
-        let got = match sys::recv(self.sock.as_fd(), &mut self.rbuf, self.fdpass) {
+        let spare = self.reader.spare_mut();
+        let got = match sys::recv(self.sock.as_fd(), spare, self.fdpass) {
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadStatus::WouldBlock),
             Err(e) => return Err(e.into()),
@@ -271,11 +272,12 @@ impl ImsgBuf {
             return Ok(ReadStatus::Eof);
         }
         let fd = got.fds.into_iter().next();
-        self.reader.ingest(&self.rbuf[..got.len], fd)?;
+        self.reader.commit(got.len, fd)?;
         Ok(ReadStatus::Data)
     }
 
     /// The next complete message, if one is buffered (C: `imsg_get`).
+    #[inline]
     pub fn get(&mut self) -> Result<Option<Imsg>> {
         self.check()?;
         Ok(self.reader.pop())
@@ -284,6 +286,7 @@ impl ImsgBuf {
     /// The next message: a buffered one if there is one, else reads until
     /// one is complete. `Ok(None)` is a clean EOF. On a non-blocking socket
     /// it waits for data.
+    #[inline]
     pub fn read_one(&mut self) -> Result<Option<Imsg>> {
         loop {
             if let Some(m) = self.get()? {

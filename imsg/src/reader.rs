@@ -1,6 +1,12 @@
 //! Reassembly of messages from the byte stream and the fds that arrive
-//! beside it. This is pure: the socket side hands it each chunk that one
-//! `recvmsg` returned, with the fd that came with that chunk, if any.
+//! beside it. The socket side receives straight into the reader's buffer
+//! ([`Reader::spare_mut`], then [`Reader::commit`] with the fd that came
+//! with those bytes); [`Reader::ingest`] does the same from a slice.
+//!
+//! Headers are checked as soon as they arrive, so a bad one is reported by
+//! the read that brought it, as C's `imsgbuf_read` does; payloads stay in
+//! the buffer until [`Reader::pop`] hands them out, so a message costs one
+//! copy and the allocation of its payload, made and freed one at a time.
 //!
 //! A sender attaches an fd to the `sendmsg` whose data begins with the
 //! header of the message the fd belongs to. The receiving kernel may still
@@ -15,170 +21,193 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
 use crate::error::{Error, Result};
-use crate::header::{ImsgHdr, IMSG_HEADER_SIZE};
+use crate::header::{ImsgHdr, IBUF_READ_SIZE, IMSG_HEADER_SIZE};
 use crate::Imsg;
-
-/// The message being assembled.
-struct Partial {
-    hdr: ImsgHdr,
-    fd: Option<OwnedFd>,
-    data: Vec<u8>,
-}
 
 /// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
 /// fuzzed and reused over other transports.
 pub struct Reader {
     /// Largest accepted message, header included.
     pub(crate) maxsize: usize,
-    /// Header bytes of the next message, while fewer than 16 have arrived.
-    hdr_bytes: Vec<u8>,
-    partial: Option<Partial>,
-    ready: VecDeque<Imsg>,
+    /// Received bytes: `buf[pos..parsed]` holds `ready` complete messages,
+    /// `buf[parsed..end]` the start of the next one.
+    buf: Vec<u8>,
+    pos: usize,
+    parsed: usize,
+    end: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    ready: usize,
+    /// The fds of complete messages, by the stream offset of their header.
+    ready_fds: VecDeque<(u64, OwnedFd)>,
+    /// The length of the message at `parsed` once its header is in and
+    /// checked (0 before), and its fd.
+    head_len: usize,
+    head_fd: Option<OwnedFd>,
+    /// Messages copied out of the buffer to make room for a read before
+    /// they were popped.
+    taken: VecDeque<Imsg>,
     /// An fd not yet matched to a header, and the stream offset of the
     /// chunk it arrived with.
     pending_fd: Option<(OwnedFd, u64)>,
-    /// Stream offset of the next byte to arrive.
-    offset: u64,
+    failed: bool,
 }
 
 impl Reader {
     pub fn new(maxsize: usize) -> Reader {
         Reader {
             maxsize,
-            hdr_bytes: Vec::with_capacity(IMSG_HEADER_SIZE),
-            partial: None,
-            ready: VecDeque::new(),
+            buf: vec![0; IBUF_READ_SIZE],
+            pos: 0,
+            parsed: 0,
+            end: 0,
+            base: 0,
+            ready: 0,
+            ready_fds: VecDeque::new(),
+            head_len: 0,
+            head_fd: None,
+            taken: VecDeque::new(),
             pending_fd: None,
-            offset: 0,
+            failed: false,
         }
     }
 
-    /// Takes in one chunk of the stream and the fd that came with it.
-    /// Complete messages become available through [`Reader::pop`]. On error
-    /// nothing of the offending message is handed out.
-    pub fn ingest(&mut self, mut chunk: &[u8], fd: Option<OwnedFd>) -> Result<()> {
+    /// Room for the next read, never empty. Complete messages still in the
+    /// buffer are copied out first and the unfinished one moved to the
+    /// front, so a read gets the whole read buffer but for that message.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        while let Some(m) = self.take_ready() {
+            self.taken.push_back(m);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.parsed -= self.pos;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        // A message larger than the read buffer (a raised maxsize) is
+        // assembled in place: the buffer grows to hold it.
+        let need = self.head_len.max(self.end + 1);
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Accounts for `n` bytes just written into [`Reader::spare_mut`] and
+    /// the fd that came with them. On error nothing of the offending
+    /// message is handed out, and the reader stays failed.
+    pub fn commit(&mut self, n: usize, fd: Option<OwnedFd>) -> Result<()> {
+        if self.failed {
+            return Err(Error::Poisoned);
+        }
+        let r = self.commit_inner(n, fd);
+        self.failed = r.is_err();
+        r
+    }
+
+    fn commit_inner(&mut self, n: usize, fd: Option<OwnedFd>) -> Result<()> {
         if let Some(fd) = fd {
             if self.pending_fd.is_some() {
                 return Err(Error::TooManyFds);
             }
-            self.pending_fd = Some((fd, self.offset));
+            self.pending_fd = Some((fd, self.base + self.end as u64));
         }
-        while !chunk.is_empty() {
-            // The common case first: a whole message at the start of the
-            // chunk becomes one Imsg with one copy of its payload.
-            if self.partial.is_none() && self.hdr_bytes.is_empty() {
-                if let Some(used) = self.take_whole(chunk)? {
-                    chunk = &chunk[used..];
-                    self.offset += used as u64;
-                    continue;
+        self.end = (self.end + n).min(self.buf.len());
+        loop {
+            if self.head_len == 0 {
+                let Some(&raw) = self.buf[self.parsed..self.end].first_chunk() else {
+                    return Ok(());
+                };
+                self.check_header(&raw)?;
+            }
+            if self.end - self.parsed < self.head_len {
+                return Ok(());
+            }
+            if let Some(fd) = self.head_fd.take() {
+                self.ready_fds
+                    .push_back((self.base + self.parsed as u64, fd));
+            }
+            self.parsed += self.head_len;
+            self.head_len = 0;
+            self.ready += 1;
+        }
+    }
+
+    /// Checks the header at `parsed` and finds its fd.
+    fn check_header(&mut self, raw: &[u8; IMSG_HEADER_SIZE]) -> Result<()> {
+        let (hdr, marked) = ImsgHdr::from_bytes(raw);
+        let len = hdr.len as usize;
+        if !(IMSG_HEADER_SIZE..=self.maxsize).contains(&len) {
+            return Err(Error::HeaderLength {
+                len: hdr.len,
+                max: self.maxsize,
+            });
+        }
+        if marked {
+            let start = self.base + self.parsed as u64;
+            match self.pending_fd.take() {
+                Some((fd, at)) if at <= start => self.head_fd = Some(fd),
+                other => {
+                    self.pending_fd = other;
+                    return Err(Error::MissingFd { type_: hdr.type_ });
                 }
             }
-            let used = match self.partial {
-                None => self.take_header(chunk)?,
-                Some(ref mut p) => {
-                    let want = p.hdr.len as usize - IMSG_HEADER_SIZE - p.data.len();
-                    let n = want.min(chunk.len());
-                    p.data.extend_from_slice(&chunk[..n]);
-                    n
-                }
-            };
-            chunk = &chunk[used..];
-            self.offset += used as u64;
-            self.complete_partial();
         }
+        self.head_len = len;
         Ok(())
     }
 
-    /// If `chunk` starts with a complete message, queues it and returns
-    /// its length.
-    fn take_whole(&mut self, chunk: &[u8]) -> Result<Option<usize>> {
-        let Some(raw) = chunk.first_chunk::<IMSG_HEADER_SIZE>() else {
-            return Ok(None);
-        };
-        let (hdr, marked) = ImsgHdr::from_bytes(raw);
-        let len = hdr.len as usize;
-        if len < IMSG_HEADER_SIZE || len > self.maxsize {
-            return Err(Error::HeaderLength {
-                len: hdr.len,
-                max: self.maxsize,
-            });
-        }
-        let Some(data) = chunk.get(IMSG_HEADER_SIZE..len) else {
-            return Ok(None);
-        };
-        let owned = matches!(self.pending_fd, Some((_, at)) if at <= self.offset);
-        let fd = match (marked, owned) {
-            (true, true) => self.pending_fd.take().map(|(fd, _)| fd),
-            (true, false) => return Err(Error::MissingFd { type_: hdr.type_ }),
-            (false, _) => None,
-        };
-        self.ready.push_back(Imsg {
-            hdr,
-            data: data.to_vec(),
-            fd,
-        });
-        Ok(Some(len))
-    }
-
-    /// Consumes header bytes from `chunk`; once 16 are there, starts the
-    /// message. Returns how many bytes were used.
-    fn take_header(&mut self, chunk: &[u8]) -> Result<usize> {
-        let n = (IMSG_HEADER_SIZE - self.hdr_bytes.len()).min(chunk.len());
-        self.hdr_bytes.extend_from_slice(&chunk[..n]);
-        if self.hdr_bytes.len() < IMSG_HEADER_SIZE {
-            return Ok(n);
-        }
-        let mut raw = [0u8; IMSG_HEADER_SIZE];
-        raw.copy_from_slice(&self.hdr_bytes);
-        self.hdr_bytes.clear();
-        let (hdr, marked) = ImsgHdr::from_bytes(&raw);
-        if (hdr.len as usize) < IMSG_HEADER_SIZE || hdr.len as usize > self.maxsize {
-            return Err(Error::HeaderLength {
-                len: hdr.len,
-                max: self.maxsize,
-            });
-        }
-        // Where this header began in the stream.
-        let start = self.offset + n as u64 - IMSG_HEADER_SIZE as u64;
-        let owned = matches!(self.pending_fd, Some((_, at)) if at <= start);
-        let fd = match (marked, owned) {
-            (true, true) => self.pending_fd.take().map(|(fd, _)| fd),
-            (true, false) => return Err(Error::MissingFd { type_: hdr.type_ }),
-            (false, _) => None,
-        };
-        self.partial = Some(Partial {
-            hdr,
-            fd,
-            data: Vec::with_capacity(hdr.len as usize - IMSG_HEADER_SIZE),
-        });
-        Ok(n)
-    }
-
-    fn complete_partial(&mut self) {
-        let done = matches!(self.partial, Some(ref p)
-            if p.data.len() == p.hdr.len as usize - IMSG_HEADER_SIZE);
-        if done {
-            if let Some(p) = self.partial.take() {
-                self.ready.push_back(Imsg {
-                    hdr: p.hdr,
-                    data: p.data,
-                    fd: p.fd,
-                });
+    /// Takes in one chunk of the stream and the fd that came with it.
+    /// Complete messages become available through [`Reader::pop`].
+    pub fn ingest(&mut self, mut chunk: &[u8], mut fd: Option<OwnedFd>) -> Result<()> {
+        loop {
+            let spare = self.spare_mut();
+            let n = spare.len().min(chunk.len());
+            spare[..n].copy_from_slice(&chunk[..n]);
+            self.commit(n, fd.take())?;
+            chunk = &chunk[n..];
+            if chunk.is_empty() {
+                return Ok(());
             }
         }
     }
 
+    /// The first complete message still in the buffer, copied out.
+    #[inline]
+    fn take_ready(&mut self) -> Option<Imsg> {
+        if self.ready == 0 {
+            return None;
+        }
+        let start = self.pos;
+        let raw = self.buf[start..].first_chunk()?;
+        let (hdr, _) = ImsgHdr::from_bytes(raw);
+        self.pos += hdr.len as usize;
+        self.ready -= 1;
+        let data = self.buf[start + IMSG_HEADER_SIZE..self.pos].to_vec();
+        let at = self.base + start as u64;
+        let fd = match self.ready_fds.front() {
+            Some(&(owner, _)) if owner == at => self.ready_fds.pop_front().map(|(_, fd)| fd),
+            _ => None,
+        };
+        if self.pos == self.end {
+            self.base += self.end as u64;
+            self.pos = 0;
+            self.parsed = 0;
+            self.end = 0;
+        }
+        Some(Imsg { hdr, data, fd })
+    }
+
+    #[inline]
     pub fn pop(&mut self) -> Option<Imsg> {
-        self.ready.pop_front()
+        self.taken.pop_front().or_else(|| self.take_ready())
     }
 
     /// Checks that the stream may end here.
     pub fn eof(&mut self) -> Result<()> {
-        let buffered = self.hdr_bytes.len()
-            + self
-                .partial
-                .as_ref()
-                .map_or(0, |p| IMSG_HEADER_SIZE + p.data.len());
+        let buffered = self.end - self.parsed;
         if buffered > 0 {
             return Err(Error::Truncated { buffered });
         }
@@ -322,5 +351,89 @@ mod tests {
         let mut r = Reader::new(16384);
         r.ingest(&[], Some(devnull())).unwrap();
         assert!(matches!(r.eof(), Err(Error::TooManyFds)));
+    }
+
+    #[test]
+    fn unpopped_messages_survive_later_reads() {
+        // Two complete messages, one with an fd, and half a header stay in
+        // the buffer while the rest of the stream arrives.
+        let mut stream = frame(1, b"one", true);
+        stream.extend(frame(2, b"two", false));
+        let cut = stream.len() + 5;
+        stream.extend(frame(3, b"three", false));
+        let mut r = Reader::new(16384);
+        r.ingest(&stream[..cut], Some(devnull())).unwrap();
+        r.ingest(&stream[cut..], None).unwrap();
+        let got: Vec<(u32, Vec<u8>, bool)> = std::iter::from_fn(|| r.pop())
+            .map(|m| (m.hdr.type_, m.data, m.fd.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, b"one".to_vec(), true),
+                (2, b"two".to_vec(), false),
+                (3, b"three".to_vec(), false)
+            ]
+        );
+        r.eof().unwrap();
+    }
+
+    #[test]
+    fn many_reads_through_the_buffer_keep_order() {
+        // More than the read buffer holds, in odd-sized chunks, popped
+        // only now and then.
+        let mut stream = Vec::new();
+        for i in 0..3000u32 {
+            stream.extend(frame(i, &vec![i as u8; (i % 97) as usize], false));
+        }
+        let mut r = Reader::new(16384);
+        let mut next = 0u32;
+        for (n, chunk) in stream.chunks(4093).enumerate() {
+            r.ingest(chunk, None).unwrap();
+            if n % 3 == 0 {
+                while let Some(m) = r.pop() {
+                    assert_eq!(m.hdr.type_, next);
+                    assert_eq!(m.data, vec![next as u8; (next % 97) as usize]);
+                    next += 1;
+                }
+            }
+        }
+        while let Some(m) = r.pop() {
+            assert_eq!(m.hdr.type_, next);
+            next += 1;
+        }
+        assert_eq!(next, 3000);
+        r.eof().unwrap();
+    }
+
+    #[test]
+    fn message_larger_than_the_read_buffer() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = frame(7, b"small", false);
+        stream.extend(frame(8, &payload, true));
+        stream.extend(frame(9, b"", false));
+        let mut r = Reader::new(IMSG_HEADER_SIZE + payload.len());
+        let mut fd = Some(devnull());
+        for chunk in stream.chunks(7000) {
+            r.ingest(chunk, fd.take()).unwrap();
+        }
+        assert_eq!(r.pop().unwrap().data, b"small");
+        let big = r.pop().unwrap();
+        assert_eq!((big.hdr.type_, big.fd.is_some()), (8, true));
+        assert_eq!(big.data, payload);
+        assert_eq!(r.pop().unwrap().hdr.type_, 9);
+        r.eof().unwrap();
+    }
+
+    #[test]
+    fn a_failed_reader_stays_failed() {
+        let mut r = Reader::new(16384);
+        let mut bad = frame(1, b"", false);
+        bad[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        assert!(r.ingest(&bad, None).is_err());
+        assert!(matches!(
+            r.ingest(&frame(2, b"", false), None),
+            Err(Error::Poisoned)
+        ));
     }
 }

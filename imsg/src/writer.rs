@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::header::ImsgHdr;
 use crate::sys;
 
 /// Sent bytes are dropped from the front of the buffer once there are
@@ -33,8 +34,10 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Queues one message: its header, then the payload parts.
-    pub(crate) fn push(&mut self, header: &[u8], parts: &[&[u8]], fd: Option<OwnedFd>) {
-        self.buf.extend_from_slice(header);
+    #[inline]
+    pub(crate) fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
+        self.buf.reserve(hdr.len as usize);
+        hdr.append_to(fd.is_some(), &mut self.buf);
         for p in parts {
             self.buf.extend_from_slice(p);
         }
