@@ -18,5 +18,6 @@ pub mod mc146818;
 pub mod memory;
 pub mod ns8250;
 pub mod pci;
+pub mod smbios;
 pub mod sys;
 pub mod virtio;

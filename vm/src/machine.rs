@@ -27,6 +27,7 @@ use devices::mc146818::Rtc;
 use devices::memory::{GuestMemory, MapError};
 use devices::ns8250::{SerialSink, Uart};
 use devices::pci::{PciBus, PciError, SharedBarHandler};
+use devices::smbios::{SmbiosFiles, SmbiosMachine};
 use devices::virtio::blk::{Blk, BlockBackend};
 use devices::virtio::pci::{self as vpci, Layout, VirtioPci};
 use devices::virtio::rnd::Rnd;
@@ -301,6 +302,7 @@ pub struct Machine {
     vmmci_deadline: Deadline,
     control: MachineControl,
     console_input: Option<OwnedFd>,
+    fw_cfg: Arc<Mutex<FwCfg>>,
     /// The start state an ELF kernel needs; a BIOS starts at the reset
     /// vector.
     kernel_state: Option<VcpuRegState>,
@@ -467,7 +469,7 @@ impl Machine {
             bootorder.as_deref(),
         )));
         bus.insert(FW_CFG_IO_SELECT, 2, fw_cfg.clone())?;
-        bus.insert(FW_CFG_IO_DMA_ADDR_HIGH, 8, fw_cfg)?;
+        bus.insert(FW_CFG_IO_DMA_ADDR_HIGH, 8, fw_cfg.clone())?;
         let pci = Arc::new(Mutex::new(pci));
         bus.insert(PCI_CONFIG_PORT, 8, pci.clone())?;
         bus.set_fallback(pci);
@@ -485,12 +487,36 @@ impl Machine {
             vmmci_deadline,
             control,
             console_input: config.console_input,
+            fw_cfg,
             kernel_state,
         })
     }
 
     pub fn control(&self) -> MachineControl {
         self.control.clone()
+    }
+
+    /// SMBIOS tables as OpenBSD's vmm firmware builds them, for the
+    /// firmware to copy (see devices/src/smbios.rs). They need the vcpu's
+    /// CPUID, so they are added when it first runs; the firmware reads
+    /// fw_cfg only after that.
+    fn offer_smbios(&self, (cpu_signature, cpu_features): (u32, u32)) {
+        let (ram_below_4g, ram_above_4g) = SmbiosMachine::ram_from_e820(
+            self.map
+                .iter()
+                .map(|r| (r.gpa, r.size, r.kind == RangeKind::Ram)),
+        );
+        let files = SmbiosFiles::build(&SmbiosMachine {
+            cpu_signature,
+            cpu_features,
+            vcpus: 1,
+            ram_below_4g,
+            ram_above_4g,
+        });
+        let mut fw_cfg = lock(&self.fw_cfg);
+        // A restarted guest finds them there already.
+        let _ = fw_cfg.add_file(devices::smbios::TABLES_FILE, files.tables);
+        let _ = fw_cfg.add_file(devices::smbios::ANCHOR_FILE, files.anchor);
     }
 
     /// The port bus, for tests and benchmarks that drive devices directly.
@@ -508,6 +534,7 @@ impl Machine {
         }
         let kick = vcpu.bind_to_current_thread()?;
         self.pc.bell.set_kick(kick);
+        self.offer_smbios(vcpu.cpuid_leaf1());
 
         let done = Arc::new(AtomicBool::new(false));
         let timer = {

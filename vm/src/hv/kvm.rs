@@ -21,12 +21,12 @@ fn sys(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> HvError {
     }
 }
 
-/// CPUID leaf 1 bits vmm(4) does not offer: the local APIC (EDX 9) and
-/// x2APIC (ECX 21), as there is no APIC, plus the hypervisor-visible
-/// TSC-deadline timer (ECX 24) that needs one.
 /// _IOW(KVMIO, 0x86, struct kvm_interrupt); kvm-ioctls has no wrapper.
 const KVM_INTERRUPT: libc::c_ulong = 0x4004_ae86;
 
+/// CPUID leaf 1 bits vmm(4) does not offer: the local APIC (EDX 9) and
+/// x2APIC (ECX 21), as there is no APIC, plus the hypervisor-visible
+/// TSC-deadline timer (ECX 24) that needs one.
 const LEAF1_EDX_APIC: u32 = 1 << 9;
 const LEAF1_ECX_X2APIC: u32 = 1 << 21;
 const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
@@ -87,9 +87,16 @@ impl KvmVm {
     pub fn create_vcpu(&self, id: u64) -> Result<KvmVcpu, HvError> {
         let fd = self.vm.create_vcpu(id).map_err(sys("KVM_CREATE_VCPU"))?;
         fd.set_cpuid2(&self.cpuid).map_err(sys("KVM_SET_CPUID2"))?;
+        let leaf1 = self
+            .cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == 1)
+            .map_or((0, 0), |e| (e.eax, e.edx));
         Ok(KvmVcpu {
             fd,
             kick_bound: false,
+            leaf1,
         })
     }
 }
@@ -99,6 +106,8 @@ pub struct KvmVcpu {
     /// Set once the vcpu is bound to its thread: a KVM_RUN that returns
     /// EINTR must then consume the kick that caused it.
     kick_bound: bool,
+    /// CPUID leaf 1 EAX and EDX as set for the guest.
+    leaf1: (u32, u32),
 }
 
 /// The signal that kicks a vcpu thread out of KVM_RUN. The vcpu thread
@@ -539,5 +548,9 @@ impl Vcpu for KvmVcpu {
     fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError> {
         let kicker = self.bind_kicker()?;
         Ok(Box::new(move || kicker.kick()))
+    }
+
+    fn cpuid_leaf1(&self) -> (u32, u32) {
+        self.leaf1
     }
 }

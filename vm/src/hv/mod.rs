@@ -69,4 +69,7 @@ pub trait Vcpu {
     /// Makes the calling thread the vcpu's thread and returns what other
     /// threads call to get the vcpu out of the guest promptly.
     fn bind_to_current_thread(&mut self) -> Result<Box<dyn Fn() + Send + Sync>, HvError>;
+    /// EAX (signature) and EDX (features) of CPUID leaf 1 as the guest
+    /// sees them; the firmware's SMBIOS processor ID.
+    fn cpuid_leaf1(&self) -> (u32, u32);
 }

@@ -204,4 +204,25 @@ impl super::Vcpu for VmmVcpu {
             let _ = vmm.intr(vm_id, 0, 1);
         }))
     }
+
+    /// vmm(4) answers CPUID in the kernel: the host's leaf 1 with the
+    /// feature bits of its VMM_CPUIDEDX_MASK cleared.
+    fn cpuid_leaf1(&self) -> (u32, u32) {
+        // ACPI, TM, HTT, DS, APIC, PSN, SS, PBE, MTRR, MCE, MCA.
+        const HIDDEN_EDX: u32 = 1 << 22
+            | 1 << 29
+            | 1 << 28
+            | 1 << 21
+            | 1 << 9
+            | 1 << 18
+            | 1 << 27
+            | 1 << 31
+            | 1 << 12
+            | 1 << 7
+            | 1 << 14;
+        // SAFETY: CPUID exists on every x86_64 CPU; leaf 1 always does.
+        #[allow(unused_unsafe)]
+        let leaf = unsafe { std::arch::x86_64::__cpuid(1) };
+        (leaf.eax, leaf.edx & !HIDDEN_EDX)
+    }
 }

@@ -115,6 +115,8 @@ pub struct Run {
     pub reason: StopReason,
     pub elapsed: Duration,
     pub image: PathBuf,
+    /// The guest's memory as it was when the guest stopped.
+    pub memory: GuestMemory,
 }
 
 impl Run {
@@ -261,6 +263,11 @@ pub fn prepare_bs(guest: &Guest, disk: BsDisk) -> Prepared {
 }
 
 impl Prepared {
+    /// What the guest has written to COM1 so far, readable while it runs.
+    pub fn console(&self) -> Capture {
+        self.console.clone()
+    }
+
     /// Runs the guest on KVM until it stops, at most 90 s.
     pub fn run(mut self) -> Run {
         let control = self.machine.control();
@@ -280,6 +287,7 @@ impl Prepared {
             reason,
             elapsed,
             image: self.image,
+            memory: self.machine.mem.clone(),
         }
     }
 }
