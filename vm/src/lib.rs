@@ -10,5 +10,6 @@ pub mod log_level;
 pub mod machine;
 pub mod memory_layout;
 mod sys;
+pub mod terminate;
 pub mod vcpu;
 pub mod vm_proc;

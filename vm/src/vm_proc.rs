@@ -27,6 +27,7 @@ use crate::abi::{LocalPrefix, VmdVm, VM_MAX_BASE_PER_DISK, VM_MAX_DISKS_PER_VM};
 use crate::device_proc::{self, LaunchSpec};
 use crate::machine::{BootDevice, DiskDevice, Machine, MachineConfig, MachineControl};
 use crate::memory_layout;
+use crate::terminate::TerminateSignals;
 use crate::vcpu::StopReason;
 
 /// The command line of a vm process.
@@ -88,6 +89,13 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 /// Runs the vm process; returns its exit status. `set_title` names the
 /// process once the VM's name is known.
 pub fn main(args: VmArgs, set_title: &dyn Fn(&str)) -> i32 {
+    let signals = match TerminateSignals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("signals: {e}");
+            return libc::EIO;
+        }
+    };
     let sock = match inherited(args.fd, "vmm channel") {
         Ok(fd) => fd,
         Err(e) => {
@@ -114,7 +122,7 @@ pub fn main(args: VmArgs, set_title: &dyn Fn(&str)) -> i32 {
         log::warn!("{name}: failed to receive boot fd");
         return libc::EINVAL;
     }
-    match start_vm(&args, &vm, &prefix, &name, raw) {
+    match start_vm(&args, &vm, &prefix, &name, raw, signals) {
         Ok(status) => status,
         Err((errno, why)) => {
             log::warn!("{name}: {why}");
@@ -131,6 +139,7 @@ fn start_vm(
     prefix: &LocalPrefix,
     name: &str,
     mut raw: File,
+    signals: TerminateSignals,
 ) -> Result<i32, Failure> {
     let p = &vm.vm_params;
     let mem_bytes = p.vmc_memranges[0].vmr_size;
@@ -250,6 +259,9 @@ fn start_vm(
         .map_err(|e| (libc::EIO, format!("vmm channel: {e}")))?;
     let writer = Arc::new(Mutex::new(ImsgBuf::new(OwnedFd::from(raw))));
     let control = machine.control();
+    signals
+        .stop_on_signal(name.to_string(), control.clone())
+        .map_err(|e| (libc::EIO, format!("signals: {e}")))?;
     {
         let writer = writer.clone();
         let control = control.clone();

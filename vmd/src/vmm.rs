@@ -33,6 +33,9 @@ const VM_START_RATE_LIMIT: usize = 3;
 /// How long guests get to shut down when vmd stops (the parent waits 5 s
 /// for its children).
 const TERMINATE_GRACE: Duration = Duration::from_secs(4);
+/// vmd's terminate_vm: after SIGTERM a vm process has this long to exit
+/// before it is killed.
+const VM_TERM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the parent sent for a VM that has not started yet, and what a
 /// running VM keeps for a restart.
@@ -56,6 +59,8 @@ struct RunningVm {
     quick_restarts: usize,
     /// The guest or the parent asked for a reboot; restart on exit.
     reboot: bool,
+    /// Sent SIGTERM (`vmctl stop -f`): killed if still there then.
+    kill_at: Option<Instant>,
 }
 
 pub struct Vmm {
@@ -93,7 +98,15 @@ impl Vmm {
         let mut poll = crate::child::poll_parent_and_signals(&mut parent, &signals)?;
         let mut events = Events::with_capacity(16);
         'outer: loop {
-            if let Err(e) = poll.poll(&mut events, None) {
+            self.kill_overdue();
+            let now = Instant::now();
+            let timeout = self
+                .running
+                .values()
+                .filter_map(|vm| vm.kill_at)
+                .min()
+                .map(|t| t.saturating_duration_since(now));
+            if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -234,7 +247,17 @@ impl Vmm {
                         vm.reboot = false;
                         if flags & vm::abi::vmop::VMOP_FORCE != 0 {
                             log::info!("{}: terminating vm {id} (forced)", vm.name);
-                            let _ = vm.child.kill();
+                            // As vmd's terminate_vm: SIGTERM gets the vm
+                            // process out of its loop, so it shuts its
+                            // device processes down before it exits.
+                            // SAFETY: kill(2) on our own child's pid.
+                            let rc =
+                                unsafe { libc::kill(vm.child.id() as libc::pid_t, libc::SIGTERM) };
+                            if rc == 0 {
+                                vm.kill_at.get_or_insert(Instant::now() + VM_TERM_TIMEOUT);
+                            } else {
+                                let _ = vm.child.kill();
+                            }
                         } else {
                             let _ = vm
                                 .chan
@@ -319,6 +342,7 @@ impl Vmm {
             starts: vec![Instant::now()],
             quick_restarts: 0,
             reboot: false,
+            kill_at: None,
         };
         poll.registry().register(
             &mut vm.chan,
@@ -453,6 +477,21 @@ impl Vmm {
         }
     }
 
+    /// Kills the vm processes that did not exit in time after SIGTERM.
+    fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for (id, vm) in &mut self.running {
+            if vm.kill_at.is_some_and(|t| t <= now) {
+                log::warn!(
+                    "{}: vm {id} did not exit after SIGTERM; killing it",
+                    vm.name
+                );
+                let _ = vm.child.kill();
+                vm.kill_at = None;
+            }
+        }
+    }
+
     /// Handles exited vm processes: restart on reboot, else tell the parent.
     fn reap(&mut self, parent: &mut ImsgBuf, poll: &Poll) {
         let exited: Vec<(u32, Option<i32>)> = self
@@ -468,7 +507,9 @@ impl Vmm {
                 continue;
             };
             let _ = poll.registry().deregister(&mut vm.chan);
-            let reboot = code.is_some() && (vm.reboot || code == Some(libc::EAGAIN));
+            // A VM being terminated stays down, whatever its last exit says.
+            let reboot =
+                code.is_some() && vm.kill_at.is_none() && (vm.reboot || code == Some(libc::EAGAIN));
             if reboot {
                 // As vmd: restarts that come sooner than VM_START_RATE_SEC
                 // after the last start are counted; too many in a row stop

@@ -1,8 +1,9 @@
 //! More of vmd and vmctl end to end, each against a real vmd on a
 //! temporary control socket with real guests: `vmctl wait`, a vm process
-//! that dies by a signal, images from `vmctl create` booted under vmd,
-//! switch membership of a VM's tap in a network namespace, and `vmctl
-//! log verbose|brief` reaching the vm and device processes.
+//! that dies by a signal, `vmctl stop -f` freeing the devices at once,
+//! images from `vmctl create` booted under vmd, switch membership of a
+//! VM's tap in a network namespace, and `vmctl log verbose|brief`
+//! reaching the vm and device processes.
 
 #![cfg(target_os = "linux")]
 
@@ -184,6 +185,65 @@ fn a_killed_vm_process_stops_only_its_vm() {
         "{out:?}"
     );
     assert!(is_in_state(&d, "a", "running"));
+}
+
+/// `vmctl stop -f` as vmd's terminate_vm: the vm process gets SIGTERM and
+/// shuts its device processes down before it exits, so when `stop -fw`
+/// returns they are gone, the disk is closed and the tap free: the VM
+/// starts again at once, every time.
+#[test]
+fn a_forced_stop_frees_the_vms_devices_before_it_is_reported() {
+    const TEST: &str = "a_forced_stop_frees_the_vms_devices_before_it_is_reported";
+    if !root_and_kvm(TEST) {
+        return;
+    }
+    let Some(ns) = Netns::new(TEST, "fs") else {
+        return;
+    };
+    let guest = build_guest();
+    let a = image(&guest.dir, "bsidle.img", "a.img");
+    let conf = vm_block("a", &a, "\tinterface tap62\n");
+    let d = start_vmd_with(
+        &guest.dir,
+        &conf,
+        Options {
+            netns: Some(&ns),
+            capture_log: true,
+        },
+    );
+    for round in 0..3 {
+        wait_for("vm a to run", Duration::from_secs(10), || {
+            is_in_state(&d, "a", "running")
+        });
+        let pid: i32 = status_of(&d, "a").unwrap()[1].parse().unwrap();
+        // vioblk and vionet, launched once the vm process is up.
+        wait_for("a's two device processes", Duration::from_secs(10), || {
+            children_of(pid).len() == 2
+        });
+        let devices = children_of(pid);
+        assert_eq!(
+            devices.len(),
+            2,
+            "round {round}: vioblk and vionet: {devices:?}"
+        );
+        let out = vmctl(&d, &["stop", "-fw", "a"]);
+        assert!(out.status.success(), "round {round}: {out:?}");
+        assert!(
+            !devices.iter().any(|&p| alive(p)),
+            "round {round}: device processes outlived the reported stop"
+        );
+        assert!(!alive(pid), "round {round}: the vm process is still there");
+        let out = vmctl(&d, &["start", "a"]);
+        assert!(
+            stderr_of(&out).starts_with("vmctl: started vm 1 successfully"),
+            "round {round}: {out:?}"
+        );
+    }
+    assert!(
+        d.log().contains("a: terminated by signal 15"),
+        "the vm process did not take SIGTERM:\n{}",
+        d.log()
+    );
 }
 
 #[test]
