@@ -3,8 +3,8 @@
 //!
 //!     cargo bench -p imsg --bench imsg_bench
 //!
-//! One-way: COUNT messages, flushed every 64, the receiver answers once at
-//! the end. Round trip: COUNT ping-pongs of one message each.
+//! One-way: a stream of messages written 64 at a time, the receiver
+//! answers once at the end. Round trip: ping-pongs of one message each.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -25,9 +25,43 @@ struct Result {
     rtt_us: f64,
 }
 
-fn rust(count: u64, size: usize) -> Result {
+/// One-way message count and round-trip count for a payload size.
+#[derive(Clone, Copy)]
+struct Load {
+    size: usize,
+    oneway: u64,
+    round_trips: u64,
+}
+/// Puts the calling thread on `cpu` when there are two CPUs, as the C
+/// peer does with its two processes: every column then runs its writer and
+/// reader on separate CPUs, and no figure depends on where the scheduler
+/// happened to put the two sides.
+fn pin(cpu: usize) {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes within it and
+    // sched_setaffinity reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
+}
+
+fn rust(load: Load) -> Result {
+    let Load {
+        size,
+        oneway: count,
+        round_trips,
+    } = load;
     let (a, b) = UnixStream::pair().unwrap();
     let echo = std::thread::spawn(move || {
+        pin(1);
         let mut ib = ImsgBuf::new(b);
         let mut got = 0;
         while let Some(m) = ib.read_one().unwrap() {
@@ -57,15 +91,17 @@ fn rust(count: u64, size: usize) -> Result {
     let t0 = Instant::now();
     for _ in 0..count {
         ib.compose(T_ONEWAY, 0, 0, None, &payload).unwrap();
-        if ib.queue_len() > 64 {
+        if ib.queue_len() >= 64 {
             ib.flush().unwrap();
         }
     }
     ib.flush().unwrap();
-    wait(&mut ib, T_DONE);
+    if count > 0 {
+        wait(&mut ib, T_DONE);
+    }
     let oneway = t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    for _ in 0..count {
+    for _ in 0..round_trips {
         ib.compose(T_PING, 0, 0, None, &payload).unwrap();
         ib.flush().unwrap();
         wait(&mut ib, T_PONG);
@@ -76,15 +112,21 @@ fn rust(count: u64, size: usize) -> Result {
     echo.join().unwrap();
     Result {
         msgs_per_s: count as f64 / oneway,
-        rtt_us: rtt / count as f64 * 1e6,
+        rtt_us: rtt / round_trips as f64 * 1e6,
     }
 }
 
 /// The same traffic as plain bytes with write/read and no framing logic.
-fn floor(count: u64, size: usize) -> Result {
+fn floor(load: Load) -> Result {
+    let Load {
+        size,
+        oneway: count,
+        round_trips,
+    } = load;
     let frame = 16 + size;
     let (mut a, mut b) = UnixStream::pair().unwrap();
     let echo = std::thread::spawn(move || {
+        pin(1);
         let mut buf = vec![0u8; 65536];
         let mut total = 0u64;
         let want = count * frame as u64;
@@ -96,7 +138,7 @@ fn floor(count: u64, size: usize) -> Result {
         }
         b.write_all(&[1]).unwrap();
         let mut msg = vec![0u8; frame];
-        for _ in 0..count {
+        for _ in 0..round_trips {
             b.read_exact(&mut msg).unwrap();
             b.write_all(&msg).unwrap();
         }
@@ -114,7 +156,7 @@ fn floor(count: u64, size: usize) -> Result {
     let oneway = t0.elapsed().as_secs_f64();
     let mut msg = vec![0u8; frame];
     let t0 = Instant::now();
-    for _ in 0..count {
+    for _ in 0..round_trips {
         a.write_all(&msg).unwrap();
         a.read_exact(&mut msg).unwrap();
     }
@@ -122,7 +164,7 @@ fn floor(count: u64, size: usize) -> Result {
     echo.join().unwrap();
     Result {
         msgs_per_s: count as f64 / oneway,
-        rtt_us: rtt / count as f64 * 1e6,
+        rtt_us: rtt / round_trips as f64 * 1e6,
     }
 }
 
@@ -138,9 +180,12 @@ fn c_peer() -> Option<PathBuf> {
     ok.then(|| out.join("peer"))
 }
 
-fn c(peer: &PathBuf, count: u64, size: usize) -> Result {
+fn c_run(peer: &PathBuf, load: Load) -> Result {
     let out = Command::new(peer)
-        .args(["bench", &count.to_string(), &size.to_string()])
+        .arg("bench")
+        .arg(load.oneway.to_string())
+        .arg(load.size.to_string())
+        .arg(load.round_trips.to_string())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -151,17 +196,20 @@ fn c(peer: &PathBuf, count: u64, size: usize) -> Result {
     }
 }
 
-fn best(runs: usize, f: impl Fn() -> Result) -> Result {
-    let mut all: Vec<Result> = (0..runs).map(|_| f()).collect();
-    let msgs = all.iter().map(|r| r.msgs_per_s).fold(0.0, f64::max);
-    all.sort_by(|a, b| a.rtt_us.total_cmp(&b.rtt_us));
-    Result {
-        msgs_per_s: msgs,
-        rtt_us: all[0].rtt_us,
-    }
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
+/// The machines this runs on are shared and their speed drifts within
+/// seconds, so the three columns take turns, round after round, in a
+/// rotating order, and each figure is the median over the rounds; each
+/// ratio is the median of the ratios within a round, taken from runs made
+/// moments apart.
+const ROUNDS: usize = 9;
+
 fn main() {
+    pin(0);
     let peer = c_peer();
     if peer.is_none() {
         eprintln!("C peer unavailable: C column omitted");
@@ -170,34 +218,79 @@ fn main() {
         "| payload | metric | Rust | C (OpenBSD imsg) | floor (socketpair) | Rust/C | Rust/floor |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (size, count) in [(64usize, 200_000u64), (16368, 20_000)] {
-        let r = best(3, || rust(count, size));
-        let f = best(3, || floor(count, size));
-        let c = peer.as_ref().map(|p| best(3, || c(p, count, size)));
-        let cval = |v: f64| c.as_ref().map_or("-".to_string(), |_| format!("{v:.0}"));
-        let label = if size == 64 { "64 B" } else { "16 KiB" };
+    let loads = [
+        Load {
+            size: 64,
+            oneway: 200_000,
+            round_trips: 20_000,
+        },
+        Load {
+            size: 16368,
+            oneway: 20_000,
+            round_trips: 5_000,
+        },
+    ];
+    for load in loads {
+        // One-way runs back to back, then round trips back to back: each
+        // phase runs warm, and a column's figures come from runs that did
+        // nothing else.
+        let oneway = Load {
+            round_trips: 0,
+            ..load
+        };
+        let round_trips = Load { oneway: 0, ..load };
+        let phase = |load: Load| {
+            let mut rounds = Vec::new();
+            for round in 0..ROUNDS {
+                // Each column goes first in a third of the rounds.
+                let (mut r, mut f, mut c) = (None, None, None);
+                for turn in 0..3 {
+                    match (round + turn) % 3 {
+                        0 => r = Some(rust(load)),
+                        1 => f = Some(floor(load)),
+                        _ => c = peer.as_ref().map(|p| c_run(p, load)),
+                    }
+                }
+                rounds.push((r.unwrap(), c, f.unwrap()));
+            }
+            rounds
+        };
+        let one = phase(oneway);
+        let rt = phase(round_trips);
+        type Round = (Result, Option<Result>, Result);
+        let col = |rounds: &[Round], pick: &dyn Fn(&Round) -> Option<f64>| {
+            let v: Vec<f64> = rounds.iter().filter_map(pick).collect();
+            (!v.is_empty()).then(|| median(v))
+        };
+        let show =
+            |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        let label = if load.size == 64 { "64 B" } else { "16 KiB" };
         // Throughput: ratio is Rust's share of the reference (higher is better).
         println!(
-            "| {label} | one-way msgs/s | {:.0} | {} | {:.0} | {} | {:.2} |",
-            r.msgs_per_s,
-            cval(c.as_ref().map_or(0.0, |c| c.msgs_per_s)),
-            f.msgs_per_s,
-            c.as_ref().map_or("-".into(), |c| format!(
-                "{:.2}",
-                r.msgs_per_s / c.msgs_per_s
-            )),
-            r.msgs_per_s / f.msgs_per_s
+            "| {label} | one-way msgs/s | {} | {} | {} | {} | {} |",
+            show(col(&one, &|x| Some(x.0.msgs_per_s)), 0),
+            show(col(&one, &|x| x.1.as_ref().map(|c| c.msgs_per_s)), 0),
+            show(col(&one, &|x| Some(x.2.msgs_per_s)), 0),
+            show(
+                col(&one, &|x| x
+                    .1
+                    .as_ref()
+                    .map(|c| x.0.msgs_per_s / c.msgs_per_s)),
+                2
+            ),
+            show(col(&one, &|x| Some(x.0.msgs_per_s / x.2.msgs_per_s)), 2),
         );
         // Latency: ratio is Rust's time over the reference (lower is better).
         println!(
-            "| {label} | round trip µs | {:.2} | {} | {:.2} | {} | {:.2} |",
-            r.rtt_us,
-            c.as_ref()
-                .map_or("-".into(), |c| format!("{:.2}", c.rtt_us)),
-            f.rtt_us,
-            c.as_ref()
-                .map_or("-".into(), |c| format!("{:.2}", r.rtt_us / c.rtt_us)),
-            r.rtt_us / f.rtt_us
+            "| {label} | round trip µs | {} | {} | {} | {} | {} |",
+            show(col(&rt, &|x| Some(x.0.rtt_us)), 2),
+            show(col(&rt, &|x| x.1.as_ref().map(|c| c.rtt_us)), 2),
+            show(col(&rt, &|x| Some(x.2.rtt_us)), 2),
+            show(
+                col(&rt, &|x| x.1.as_ref().map(|c| x.0.rtt_us / c.rtt_us)),
+                2
+            ),
+            show(col(&rt, &|x| Some(x.0.rtt_us / x.2.rtt_us)), 2),
         );
     }
 }

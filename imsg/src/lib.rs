@@ -12,6 +12,7 @@
 
 mod error;
 mod header;
+mod payload;
 mod reader;
 mod sys;
 mod wire;
@@ -22,6 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 pub use error::{Error, Result};
 pub use header::{ImsgHdr, IBUF_READ_SIZE, IMSG_FD_MARK, IMSG_HEADER_SIZE, MAX_IMSGSIZE};
+pub use payload::Payload;
 pub use reader::Reader;
 pub use wire::WireStruct;
 
@@ -31,7 +33,7 @@ use writer::Writer;
 #[derive(Debug)]
 pub struct Imsg {
     pub hdr: ImsgHdr,
-    pub data: Vec<u8>,
+    pub data: Payload,
     pub fd: Option<OwnedFd>,
 }
 

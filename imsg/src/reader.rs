@@ -22,7 +22,7 @@ use std::os::fd::OwnedFd;
 
 use crate::error::{Error, Result};
 use crate::header::{ImsgHdr, IBUF_READ_SIZE, IMSG_HEADER_SIZE};
-use crate::Imsg;
+use crate::{Imsg, Payload};
 
 /// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
 /// fuzzed and reused over other transports.
@@ -185,7 +185,10 @@ impl Reader {
         let (hdr, _) = ImsgHdr::from_bytes(raw);
         self.pos += hdr.len as usize;
         self.ready -= 1;
-        let data = self.buf[start + IMSG_HEADER_SIZE..self.pos].to_vec();
+        let data = Payload::from_stream(
+            &self.buf[start + IMSG_HEADER_SIZE..],
+            hdr.len as usize - IMSG_HEADER_SIZE,
+        );
         let at = self.base + start as u64;
         let fd = match self.ready_fds.front() {
             Some(&(owner, _)) if owner == at => self.ready_fds.pop_front().map(|(_, fd)| fd),
@@ -365,7 +368,7 @@ mod tests {
         r.ingest(&stream[..cut], Some(devnull())).unwrap();
         r.ingest(&stream[cut..], None).unwrap();
         let got: Vec<(u32, Vec<u8>, bool)> = std::iter::from_fn(|| r.pop())
-            .map(|m| (m.hdr.type_, m.data, m.fd.is_some()))
+            .map(|m| (m.hdr.type_, m.data.into_vec(), m.fd.is_some()))
             .collect();
         assert_eq!(
             got,

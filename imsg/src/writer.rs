@@ -1,14 +1,16 @@
 //! The outgoing queue: every queued message's bytes back to back in one
 //! buffer, so composing allocates nothing once the buffer has grown and one
-//! `sendmsg` takes many messages from one contiguous slice. A message with
-//! an fd always starts a new `sendmsg`, so the fd travels with the first
-//! byte of its message, as libutil's `msgbuf_write` does.
+//! `sendmsg` takes many messages from one contiguous slice. Message
+//! boundaries are read back from the headers in the buffer, so queueing a
+//! message without an fd touches nothing but the buffer. A message with an
+//! fd always starts a new `sendmsg`, so the fd travels with the first byte
+//! of its message, as libutil's `msgbuf_write` does.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::header::ImsgHdr;
+use crate::header::{ImsgHdr, IMSG_FD_MARK};
 use crate::sys;
 
 /// Sent bytes are dropped from the front of the buffer once there are
@@ -16,20 +18,17 @@ use crate::sys;
 /// they cost nothing.
 const COMPACT_AT: usize = 64 * 1024;
 
-struct Queued {
-    /// Where the message ends in `buf`.
-    end: usize,
-    fd: Option<OwnedFd>,
-}
-
 #[derive(Default)]
 pub(crate) struct Writer {
     buf: Vec<u8>,
     /// Bytes of `buf` already sent.
     sent: usize,
-    queue: VecDeque<Queued>,
-    /// Queued messages that still carry an fd.
-    with_fd: usize,
+    /// Where the first message not completely sent starts.
+    first: usize,
+    /// Messages from `first` on.
+    queued: usize,
+    /// The fds still to send, by where their message starts in `buf`.
+    fds: VecDeque<(usize, OwnedFd)>,
 }
 
 impl Writer {
@@ -37,70 +36,72 @@ impl Writer {
     #[inline]
     pub(crate) fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
         self.buf.reserve(hdr.len as usize);
-        hdr.append_to(fd.is_some(), &mut self.buf);
+        if let Some(fd) = fd {
+            self.fds.push_back((self.buf.len(), fd));
+            hdr.append_to(true, &mut self.buf);
+        } else {
+            hdr.append_to(false, &mut self.buf);
+        }
         for p in parts {
             self.buf.extend_from_slice(p);
         }
-        self.with_fd += usize::from(fd.is_some());
-        self.queue.push_back(Queued {
-            end: self.buf.len(),
-            fd,
-        });
+        self.queued += 1;
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.queued
     }
 
-    /// Where the next message with an fd (after the first queued one)
-    /// starts: this `sendmsg` must stop there.
-    fn next_fd_start(&self) -> usize {
-        if self.with_fd == 0 {
-            return self.buf.len();
-        }
-        let mut start = self.queue.front().map_or(self.sent, |q| q.end);
-        for q in self.queue.iter().skip(1) {
-            if q.fd.is_some() {
-                return start;
-            }
-            start = q.end;
-        }
-        self.buf.len()
+    /// The length of the queued message that starts at `at`.
+    fn message_len(&self, at: usize) -> usize {
+        let raw = self.buf[at + 4..at + 8]
+            .first_chunk()
+            .copied()
+            .unwrap_or_default();
+        (u32::from_ne_bytes(raw) & !IMSG_FD_MARK) as usize
     }
 
     pub(crate) fn write_once(&mut self, sock: BorrowedFd<'_>) -> io::Result<()> {
-        let end = self.next_fd_start();
-        if end <= self.sent {
+        if self.sent == self.buf.len() {
             return Ok(());
         }
+        // This sendmsg carries the fd of the message it starts, if that
+        // one has one, and stops where the next fd's message starts.
+        let (fd, end) = match self.fds.front() {
+            Some((at, fd)) if *at == self.sent => (
+                Some(fd.as_fd()),
+                self.fds.get(1).map_or(self.buf.len(), |(at, _)| *at),
+            ),
+            Some((at, _)) => (None, *at),
+            None => (None, self.buf.len()),
+        };
         let iov = [IoSlice::new(&self.buf[self.sent..end])];
-        let fd = self
-            .queue
-            .front()
-            .and_then(|q| q.fd.as_ref())
-            .map(|f| f.as_fd());
         let n = sys::send(sock, &iov, fd)?;
-        if n > 0 {
+        if n > 0 && fd.is_some() {
             // The fd went with the first byte; it is the peer's now.
-            if let Some(front) = self.queue.front_mut() {
-                if front.fd.take().is_some() {
-                    self.with_fd -= 1;
-                }
-            }
+            self.fds.pop_front();
         }
         self.sent += n;
-        while self.queue.front().is_some_and(|q| q.end <= self.sent) {
-            self.queue.pop_front();
+        while self.queued > 0 {
+            let len = self.message_len(self.first);
+            if self.first + len > self.sent {
+                break;
+            }
+            self.first += len;
+            self.queued -= 1;
         }
-        if self.queue.is_empty() {
+        if self.queued == 0 {
             self.buf.clear();
             self.sent = 0;
-        } else if self.sent >= COMPACT_AT && self.sent * 2 >= self.buf.len() {
-            self.buf.drain(..self.sent);
-            for q in &mut self.queue {
-                q.end -= self.sent;
+            self.first = 0;
+        } else if self.first >= COMPACT_AT && self.first * 2 >= self.buf.len() {
+            let gone = self.first;
+            self.buf.drain(..gone);
+            for (at, _) in &mut self.fds {
+                *at -= gone;
             }
-            self.sent = 0;
+            self.sent -= gone;
+            self.first = 0;
         }
         Ok(())
     }

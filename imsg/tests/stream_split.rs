@@ -106,6 +106,56 @@ proptest! {
         writer.join().unwrap();
         prop_assert!(r.read_one().unwrap().is_none());
     }
+
+    /// As above with an fd on some messages, flushed in random batches:
+    /// each fd arrives with its own message (the file it names holds that
+    /// message's index).
+    #[test]
+    fn fds_stay_with_their_messages(
+        msgs in proptest::collection::vec((msg(), any::<bool>(), 1usize..6), 1..30)
+    ) {
+        let (w, r) = UnixStream::pair().unwrap();
+        set_buf(&w, libc::SO_SNDBUF, 4096);
+        set_buf(&r, libc::SO_RCVBUF, 4096);
+        let expect: Vec<(Msg, bool)> = msgs.iter().map(|(m, fd, _)| (m.clone(), *fd)).collect();
+        let writer = std::thread::spawn(move || {
+            let mut w = ImsgBuf::new(w);
+            w.allow_fdpass();
+            w.set_nonblocking(true).unwrap();
+            for (i, (m, with_fd, batch)) in msgs.iter().enumerate() {
+                let fd = with_fd.then(|| index_file(i).into());
+                w.compose(m.type_, m.peerid, m.pid, fd, &m.data).unwrap();
+                if i % batch == 0 {
+                    w.write().unwrap();
+                }
+            }
+            w.flush().unwrap();
+        });
+        let mut r = ImsgBuf::new(r);
+        r.allow_fdpass();
+        for (i, (m, with_fd)) in expect.iter().enumerate() {
+            let got = r.read_one().unwrap().expect("message before EOF");
+            prop_assert_eq!(got.hdr.type_, m.type_);
+            prop_assert_eq!(&got.data, &m.data);
+            prop_assert_eq!(got.fd.is_some(), *with_fd, "fd of message {}", i);
+            if let Some(fd) = got.fd {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).unwrap();
+                prop_assert_eq!(text, i.to_string());
+            }
+        }
+        writer.join().unwrap();
+        prop_assert!(r.read_one().unwrap().is_none());
+    }
+}
+
+/// An unlinked file holding `i`, open for reading from its start.
+fn index_file(i: usize) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("imsg-fd-{}-{i}", std::process::id()));
+    std::fs::write(&path, i.to_string()).unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
 }
 
 fn set_buf(s: &UnixStream, opt: libc::c_int, size: libc::c_int) {

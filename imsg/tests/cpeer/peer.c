@@ -10,13 +10,16 @@
  * peer send-big FD N    raise the limit and send one N-byte payload.
  * peer compose-big N    try to compose an N-byte payload with the default
  *                       limit; exit 4 if imsg refuses it with ERANGE.
- * peer bench COUNT SIZE fork a C echo child and time COUNT one-way
- *                       messages and COUNT round trips of SIZE bytes.
+ * peer bench COUNT SIZE [RTCOUNT]
+ *                       fork a C echo child and time COUNT one-way
+ *                       messages and RTCOUNT (default COUNT) round trips
+ *                       of SIZE bytes; either count may be 0.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +168,23 @@ bench_child(int fd, long count)
 	}
 }
 
+/*
+ * The benchmark runs each side on its own CPU (when there are two), so the
+ * C, Rust and socketpair figures all come from the same placement.
+ */
+static void
+pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) == -1)
+		die("sched_setaffinity");
+}
+
 static void
 wait_type(struct imsgbuf *ib, uint32_t want)
 {
@@ -184,7 +204,7 @@ wait_type(struct imsgbuf *ib, uint32_t want)
 }
 
 static int
-bench(long count, size_t size)
+bench(long count, size_t size, long rtcount)
 {
 	struct imsgbuf ib;
 	int sv[2], status;
@@ -199,9 +219,11 @@ bench(long count, size_t size)
 		die("fork");
 	if (pid == 0) {
 		close(sv[0]);
+		pin(1);
 		bench_child(sv[1], count);
 	}
 	close(sv[1]);
+	pin(0);
 	if (imsgbuf_init(&ib, sv[0]) == -1)
 		die("init");
 
@@ -213,11 +235,12 @@ bench(long count, size_t size)
 			flush_all(&ib);
 	}
 	flush_all(&ib);
-	wait_type(&ib, T_BENCH_DONE);
+	if (count > 0)
+		wait_type(&ib, T_BENCH_DONE);
 	oneway = now() - t0;
 
 	t0 = now();
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < rtcount; i++) {
 		if (imsg_compose(&ib, 2, 0, 0, -1, p, size) == -1)
 			die("compose");
 		flush_all(&ib);
@@ -228,8 +251,8 @@ bench(long count, size_t size)
 	imsg_compose(&ib, T_QUIT, 0, 0, -1, NULL, 0);
 	flush_all(&ib);
 	waitpid(pid, &status, 0);
-	printf("oneway_msgs_per_s %.0f rtt_us %.3f\n", count / oneway,
-	    rtt / count * 1e6);
+	printf("oneway_msgs_per_s %.0f rtt_us %.3f\n",
+	    count > 0 ? count / oneway : 0, rtcount > 0 ? rtt / rtcount * 1e6 : 0);
 	return 0;
 }
 
@@ -242,9 +265,10 @@ main(int argc, char *argv[])
 		return send_big(atoi(argv[2]), strtoul(argv[3], NULL, 10));
 	if (argc == 3 && strcmp(argv[1], "compose-big") == 0)
 		return compose_big(strtoul(argv[2], NULL, 10));
-	if (argc == 4 && strcmp(argv[1], "bench") == 0)
-		return bench(atol(argv[2]), strtoul(argv[3], NULL, 10));
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "bench") == 0)
+		return bench(atol(argv[2]), strtoul(argv[3], NULL, 10),
+		    atol(argv[argc == 5 ? 4 : 2]));
 	fprintf(stderr, "usage: peer echo FD | send-big FD N | "
-	    "compose-big N | bench COUNT SIZE\n");
+	    "compose-big N | bench COUNT SIZE [RTCOUNT]\n");
 	return 2;
 }
