@@ -36,6 +36,7 @@ struct Load {
 /// peer does with its two processes: every column then runs its writer and
 /// reader on separate CPUs, and no figure depends on where the scheduler
 /// happened to put the two sides.
+#[cfg(target_os = "linux")]
 fn pin(cpu: usize) {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return;
@@ -52,6 +53,10 @@ fn pin(cpu: usize) {
         );
     }
 }
+
+/// OpenBSD has no CPU affinity: its scheduler places the two sides.
+#[cfg(not(target_os = "linux"))]
+fn pin(_cpu: usize) {}
 
 fn rust(load: Load) -> Result {
     let Load {

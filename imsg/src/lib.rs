@@ -193,7 +193,7 @@ impl ImsgBuf {
             peerid,
             pid: if pid == 0 { self.pid } else { pid },
         };
-        self.writer.push(&hdr, parts, fd);
+        self.writer.send_or_push(self.sock.as_fd(), &hdr, parts, fd);
         Ok(())
     }
 
@@ -290,8 +290,9 @@ impl ImsgBuf {
     /// it waits for data.
     #[inline]
     pub fn read_one(&mut self) -> Result<Option<Imsg>> {
+        self.check()?;
         loop {
-            if let Some(m) = self.get()? {
+            if let Some(m) = self.reader.pop() {
                 return Ok(Some(m));
             }
             match self.read()? {

@@ -86,12 +86,26 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], want_fds: bool) -> io::
 /// A peer that went away is an error to report, not a SIGPIPE.
 const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 
+/// Whether a send may block on a blocking socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendMode {
+    /// As the socket is set.
+    Wait,
+    /// Never block: a full socket is `WouldBlock`.
+    DontWait,
+}
+
 /// One sendmsg of `iov`, with `fd` attached if given.
 pub(crate) fn send(
     sock: BorrowedFd<'_>,
     iov: &[IoSlice<'_>],
     fd: Option<BorrowedFd<'_>>,
+    mode: SendMode,
 ) -> io::Result<usize> {
+    let flags = match mode {
+        SendMode::Wait => SEND_FLAGS,
+        SendMode::DontWait => SEND_FLAGS | libc::MSG_DONTWAIT,
+    };
     let mut cbuf = CmsgBuf([0; 64]);
     // SAFETY: msghdr is plain data; all-zero is a valid empty value.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -115,7 +129,7 @@ pub(crate) fn send(
     loop {
         // SAFETY: msg points at the caller's iovecs and at `cbuf`, valid
         // for the lengths given for the duration of the call.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, SEND_FLAGS) };
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
         if n >= 0 {
             return Ok(n as usize);
         }

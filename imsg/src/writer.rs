@@ -5,18 +5,29 @@
 //! message without an fd touches nothing but the buffer. A message with an
 //! fd always starts a new `sendmsg`, so the fd travels with the first byte
 //! of its message, as libutil's `msgbuf_write` does.
+//!
+//! A large message composed while nothing is queued is first offered to
+//! the socket straight from the caller's buffers (a non-blocking
+//! `sendmsg`), and only what the socket does not take is queued: copying
+//! it would cost more than the batching it would allow.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::header::{ImsgHdr, IMSG_FD_MARK};
+use crate::header::{ImsgHdr, IMSG_FD_MARK, IMSG_HEADER_SIZE};
 use crate::sys;
 
 /// Sent bytes are dropped from the front of the buffer once there are
 /// this many of them (and they are more than half of it); until then
 /// they cost nothing.
 const COMPACT_AT: usize = 64 * 1024;
+
+/// Payloads from this size on are offered to the socket at compose time.
+const SEND_DIRECT_FROM: usize = 4096;
+
+/// Payload parts of a message sent directly (more are queued).
+const DIRECT_PARTS: usize = 8;
 
 #[derive(Default)]
 pub(crate) struct Writer {
@@ -32,9 +43,61 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Queues one message, or sends it at once if it is large and nothing
+    /// is queued before it.
+    #[inline]
+    pub(crate) fn send_or_push(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        hdr: &ImsgHdr,
+        parts: &[&[u8]],
+        fd: Option<OwnedFd>,
+    ) {
+        let payload = hdr.len as usize - IMSG_HEADER_SIZE;
+        if self.queued == 0 && payload >= SEND_DIRECT_FROM && parts.len() <= DIRECT_PARTS {
+            self.send_direct(sock, hdr, parts, fd);
+        } else {
+            self.push(hdr, parts, fd);
+        }
+    }
+
+    /// Kept out of line: the small-message path inlines into callers.
+    #[inline(never)]
+    fn send_direct(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        hdr: &ImsgHdr,
+        parts: &[&[u8]],
+        fd: Option<OwnedFd>,
+    ) {
+        let head = hdr.to_bytes(fd.is_some());
+        let mut iov = [IoSlice::new(&[]); DIRECT_PARTS + 1];
+        iov[0] = IoSlice::new(&head);
+        for (slot, p) in iov[1..].iter_mut().zip(parts) {
+            *slot = IoSlice::new(p);
+        }
+        let sent = sys::send(
+            sock,
+            &iov[..=parts.len()],
+            fd.as_ref().map(|f| f.as_fd()),
+            sys::SendMode::DontWait,
+        );
+        match sent {
+            Ok(n) if n == hdr.len as usize => {}
+            Ok(n) if n > 0 => {
+                // The fd went with the first byte (the header, sent, is
+                // all that carried its mark); the rest waits its turn.
+                self.push(hdr, parts, None);
+                self.sent = n;
+            }
+            // A full socket, or an error that the next write reports.
+            _ => self.push(hdr, parts, fd),
+        }
+    }
+
     /// Queues one message: its header, then the payload parts.
     #[inline]
-    pub(crate) fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
+    fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
         self.buf.reserve(hdr.len as usize);
         if let Some(fd) = fd {
             self.fds.push_back((self.buf.len(), fd));
@@ -76,7 +139,7 @@ impl Writer {
             None => (None, self.buf.len()),
         };
         let iov = [IoSlice::new(&self.buf[self.sent..end])];
-        let n = sys::send(sock, &iov, fd)?;
+        let n = sys::send(sock, &iov, fd, sys::SendMode::Wait)?;
         if n > 0 && fd.is_some() {
             // The fd went with the first byte; it is the peer's now.
             self.fds.pop_front();

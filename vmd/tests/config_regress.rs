@@ -15,7 +15,10 @@ fn run_case(conf: &Path, work: &Path, ramdisk: &Path) -> String {
     cmd.current_dir(work);
     // The boot case boots /bsd.rd; when this machine has none, point the
     // case's macro at a stand-in (-D wins over the file's own definition).
-    if !Path::new("/bsd.rd").exists() {
+    // Only for the cases that use it: vmd warns about an unused macro,
+    // command-line ones included.
+    let uses_ramdisk = std::fs::read_to_string(conf).is_ok_and(|t| t.contains("$ramdisk"));
+    if uses_ramdisk && !Path::new("/bsd.rd").exists() {
         cmd.arg("-D").arg(format!("ramdisk={}", ramdisk.display()));
     }
     let out = cmd.arg("-n").arg("-f").arg(conf).output().expect("run vmd");
