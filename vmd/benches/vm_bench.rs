@@ -12,6 +12,8 @@
 //!    device processes, started by vmd), guest RAM excluded.
 //!
 //! Needs root and /dev/kvm; prints one SKIPPED line per part it cannot run.
+//! `VM_BENCH_ONE_BOOT=ours` (or `=qemu`) runs a single boot and nothing
+//! else, for `perf stat -a -e kvm:kvm_emulate_insn,...` around it.
 
 #[cfg(target_os = "linux")]
 mod bench {
@@ -162,7 +164,11 @@ mod bench {
         .unwrap();
         let kvm = KvmVm::new(&machine.mem).unwrap();
         let mut cpu = kvm.create_vcpu(0).unwrap();
+        let t_setup = t0.elapsed();
         machine.run(&mut cpu).unwrap();
+        if std::env::var_os("VM_BENCH_ONE_BOOT").is_some() {
+            eprintln!("setup {:.3} s", t_setup.as_secs_f64());
+        }
         let took = t0.elapsed();
         machine.control().shutdown_devices();
         let text = String::from_utf8_lossy(&console.0.lock().unwrap()).into_owned();
@@ -206,6 +212,23 @@ mod bench {
         (status.code() == Some(99) && text.contains("BS-DONE")).then_some(took)
     }
 
+    /// One boot of one VMM (`ours` or `qemu`) and nothing else, to run
+    /// under `perf stat` with the kvm tracepoints.
+    pub fn one_boot(dir: &Path, which: &str) {
+        let took = if which == "qemu" {
+            boot_qemu(dir)
+        } else {
+            Some(boot_ours(dir))
+        };
+        match took {
+            Some(t) => eprintln!("{which}: {:.2} s", t.as_secs_f64()),
+            None => eprintln!("{which}: QEMU did not boot the guest"),
+        }
+    }
+
+    /// Boots of each VMM in the boot row.
+    const BOOT_ROUNDS: usize = 7;
+
     pub fn boot(dir: &Path) {
         if Command::new("qemu-system-x86_64")
             .arg("--version")
@@ -215,23 +238,36 @@ mod bench {
             println!("SKIPPED: boot time against QEMU: qemu-system-x86_64 is missing (regress/bench/install-qemu.sh)");
             return;
         }
-        let mut ours = Duration::MAX;
-        let mut qemu = Duration::MAX;
-        for _ in 0..3 {
-            ours = ours.min(boot_ours(dir));
-            match boot_qemu(dir) {
-                Some(t) => qemu = qemu.min(t),
-                None => {
-                    println!("SKIPPED: boot time against QEMU: QEMU did not boot the guest");
-                    return;
+        // This machine's speed drifts within seconds, so the two take
+        // turns (each going first in alternate rounds) and the row gives
+        // the medians and the median of the per-round ratios.
+        let mut rounds = Vec::new();
+        for round in 0..BOOT_ROUNDS {
+            let (mut ours, mut qemu) = (None, None);
+            for turn in 0..2 {
+                if (round + turn) % 2 == 0 {
+                    ours = Some(boot_ours(dir));
+                } else {
+                    qemu = boot_qemu(dir);
+                    if qemu.is_none() {
+                        println!("SKIPPED: boot time against QEMU: QEMU did not boot the guest");
+                        return;
+                    }
                 }
             }
+            if let (Some(o), Some(q)) = (ours, qemu) {
+                rounds.push((o.as_secs_f64(), q.as_secs_f64()));
+            }
         }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         println!(
             "| SeaBIOS + boot-sector guest to its last marker | {:.2} s | qemu-system-x86_64 -enable-kvm {:.2} s | {:.2} |",
-            ours.as_secs_f64(),
-            qemu.as_secs_f64(),
-            ours.as_secs_f64() / qemu.as_secs_f64()
+            median(rounds.iter().map(|r| r.0).collect()),
+            median(rounds.iter().map(|r| r.1).collect()),
+            median(rounds.iter().map(|r| r.0 / r.1).collect()),
         );
     }
 
@@ -336,6 +372,10 @@ fn main() {
             return;
         }
         let dir = bench::guest_dir_for_main();
+        if let Ok(which) = std::env::var("VM_BENCH_ONE_BOOT") {
+            bench::one_boot(&dir, &which);
+            return;
+        }
         println!("| benchmark | ours | reference | ratio |");
         println!("|---|---:|---:|---:|");
         bench::register_read(&dir);
