@@ -14,10 +14,13 @@
 //! Deliberate differences from the C code, invisible to correct drivers:
 //! sub-dword config accesses use their real byte lanes (the C code puts
 //! byte and word writes at 0xcfd-0xcff into the low lanes); identity,
-//! status, capability and pin bytes are read-only (the C code stores any
-//! write but the option ROM's); BAR writes are aligned to the BAR size; and
-//! a device interrupts on the IRQ it was assigned even if the guest
-//! rewrites the interrupt line register.
+//! status, capability, pin and interrupt line bytes are read-only (the C
+//! code stores any write but the option ROM's); and BAR writes are aligned
+//! to the BAR size. The interrupt line always names the IRQ the device
+//! interrupts on: stock SeaBIOS, which does not know vmd's host bridge,
+//! writes 0xff ("no connection") there, where OpenBSD's vmm firmware
+//! leaves vmd's value, and guests without ACPI or MP tables take the
+//! register as the device's IRQ.
 
 use std::sync::{Arc, Mutex};
 
@@ -341,14 +344,11 @@ impl PciBus {
 }
 
 /// The bytes of the header a driver may change: command, cache line size,
-/// latency timer, the BARs and the interrupt line. Everything else
-/// (identity, status, capability list, option ROM, interrupt pin) is
-/// read-only and silently keeps its value.
+/// latency timer and the BARs. Everything else (identity, status,
+/// capability list, option ROM, interrupt line and pin) is read-only and
+/// silently keeps its value.
 fn config_byte_writable(offset: usize) -> bool {
-    matches!(
-        offset,
-        0x04 | 0x05 | 0x0c | 0x0d | 0x10..=0x27 | CFG_INTERRUPT_LINE
-    )
+    matches!(offset, 0x04 | 0x05 | 0x0c | 0x0d | 0x10..=0x27)
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

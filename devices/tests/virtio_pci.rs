@@ -300,11 +300,14 @@ fn seabios_moves_bars_and_the_device_follows() {
     m.cfg_write32(2, 0x10, 0xd000);
     m.cfg_write16(1, 4, 0x0001);
     assert_eq!(m.cfg_read16(1, 4), 0x0001);
-    // Interrupt line rewritten by the BIOS; the pin is read-only.
-    m.cfg_write8(1, 0x3c, 11);
+    // A BIOS that does not know the machine writes 0xff ("no connection")
+    // into the interrupt line; line and pin keep naming the wiring.
+    m.cfg_write8(1, 0x3c, 0xff);
     m.cfg_write8(1, 0x3d, 4);
-    assert_eq!(m.cfg_read8(1, 0x3c), 11);
+    assert_eq!(m.cfg_read8(1, 0x3c), 3);
     assert_eq!(m.cfg_read8(1, 0x3d), 1);
+    m.cfg_write32(1, 0x3c, 0x0000_040b);
+    assert_eq!(m.cfg_read32(1, 0x3c) & 0xffff, 0x0103);
     // The old window is empty, the new one is the device.
     assert_eq!(m.inl(0x1000 + 18), 0xffff_ffff);
     assert_eq!(m.inw(0xc000 + 18), 1);

@@ -109,6 +109,31 @@ fn killing_the_vioblk_process_stops_the_vm() {
     println!("VM stopped {took:?} after vioblk was killed");
 }
 
+/// Debian's SeaBIOS does not know vmd's host bridge and writes 0xff ("no
+/// connection") into the interrupt line of every device with a pin;
+/// OpenBSD's vmm firmware leaves vmd's IRQs there, and guests without
+/// ACPI or MP tables (OpenBSD, Linux) take the line register as the
+/// device's IRQ. After the firmware ran, each line must still name the IRQ
+/// the device interrupts on.
+#[test]
+fn pci_interrupt_lines_survive_the_firmware() {
+    if skip_without_kvm("pci_interrupt_lines_survive_the_firmware") {
+        return;
+    }
+    let guest = common::build_guest();
+    let run = boot_bs(&guest, BsDisk::ProcessRaw);
+    run.assert_all_markers(&guest);
+    assert!(
+        run.pci_lines_before.len() >= 3,
+        "viornd, vioblk and vmmci have pins: {:?}",
+        run.pci_lines_before
+    );
+    for &(dev, _, line) in &run.pci_lines_before {
+        assert!((3..=15).contains(&line), "device {dev}: IRQ {line}");
+    }
+    assert_eq!(run.pci_lines_after, run.pci_lines_before);
+}
+
 /// The structures of an SMBIOS table: (type, formatted area, strings).
 fn smbios_structures(t: &[u8]) -> Vec<(u8, Vec<u8>, Vec<String>)> {
     let mut out = Vec::new();

@@ -117,6 +117,32 @@ pub struct Run {
     pub image: PathBuf,
     /// The guest's memory as it was when the guest stopped.
     pub memory: GuestMemory,
+    /// Bus 0's functions with an interrupt pin, as (device, pin, line),
+    /// before the firmware ran and when the guest stopped.
+    pub pci_lines_before: Vec<(u8, u8, u8)>,
+    pub pci_lines_after: Vec<(u8, u8, u8)>,
+}
+
+/// Reads every bus-0 device's interrupt pin and line through the config
+/// ports, as a guest would: (device, pin, line) for each with a pin.
+pub fn pci_interrupt_lines(bus: &devices::bus::PortBus) -> Vec<(u8, u8, u8)> {
+    use devices::bus::AccessSize;
+    let read = |dev: u8, reg: u32| {
+        bus.write(
+            0xcf8,
+            AccessSize::Dword,
+            0x8000_0000 | u32::from(dev) << 11 | reg,
+        );
+        bus.read(0xcfc, AccessSize::Dword)
+    };
+    (0..32u8)
+        .filter(|&dev| read(dev, 0) & 0xffff != 0xffff)
+        .filter_map(|dev| {
+            let r = read(dev, 0x3c);
+            let (line, pin) = (r as u8, (r >> 8) as u8);
+            (pin != 0).then_some((dev, pin, line))
+        })
+        .collect()
 }
 
 impl Run {
@@ -277,9 +303,11 @@ impl Prepared {
         });
         let kvm = KvmVm::new(&self.machine.mem).unwrap();
         let mut cpu = kvm.create_vcpu(0).unwrap();
+        let pci_lines_before = pci_interrupt_lines(self.machine.bus());
         let t0 = Instant::now();
         let reason = self.machine.run(&mut cpu).unwrap();
         let elapsed = t0.elapsed();
+        let pci_lines_after = pci_interrupt_lines(self.machine.bus());
         self.machine.control().shutdown_devices();
         Run {
             console: self.console.text(),
@@ -288,6 +316,8 @@ impl Prepared {
             elapsed,
             image: self.image,
             memory: self.machine.mem.clone(),
+            pci_lines_before,
+            pci_lines_after,
         }
     }
 }
