@@ -85,9 +85,9 @@ impl Writer {
         match sent {
             Ok(n) if n == hdr.len as usize => {}
             Ok(n) if n > 0 => {
-                // The fd went with the first byte (the header, sent, is
-                // all that carried its mark); the rest waits its turn.
-                self.push(hdr, parts, None);
+                // The fd went with the first byte; the rest waits its
+                // turn, with the mark still in any header bytes not sent.
+                self.append(hdr, parts, fd.is_some());
                 self.sent = n;
             }
             // A full socket, or an error that the next write reports.
@@ -98,13 +98,19 @@ impl Writer {
     /// Queues one message: its header, then the payload parts.
     #[inline]
     fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
-        self.buf.reserve(hdr.len as usize);
         if let Some(fd) = fd {
             self.fds.push_back((self.buf.len(), fd));
-            hdr.append_to(true, &mut self.buf);
+            self.append(hdr, parts, true);
         } else {
-            hdr.append_to(false, &mut self.buf);
+            self.append(hdr, parts, false);
         }
+    }
+
+    /// Appends one message's bytes; `marked` sets the fd mark in its header.
+    #[inline]
+    fn append(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], marked: bool) {
+        self.buf.reserve(hdr.len as usize);
+        hdr.append_to(marked, &mut self.buf);
         for p in parts {
             self.buf.extend_from_slice(p);
         }
