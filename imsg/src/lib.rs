@@ -288,7 +288,7 @@ impl ImsgBuf {
     /// The next message: a buffered one if there is one, else reads until
     /// one is complete. `Ok(None)` is a clean EOF. On a non-blocking socket
     /// it waits for data.
-    #[inline]
+    #[inline(always)]
     pub fn read_one(&mut self) -> Result<Option<Imsg>> {
         self.check()?;
         loop {

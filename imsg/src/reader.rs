@@ -175,7 +175,7 @@ impl Reader {
     }
 
     /// The first complete message still in the buffer, copied out.
-    #[inline]
+    #[inline(always)]
     fn take_ready(&mut self) -> Option<Imsg> {
         if self.ready == 0 {
             return None;
@@ -203,9 +203,15 @@ impl Reader {
         Some(Imsg { hdr, data, fd })
     }
 
-    #[inline]
+    /// Forced inline, with `take_ready` and `ImsgBuf::read_one`: left to
+    /// the compiler, the 128-byte message was moved through each call's
+    /// return slot, about 20 ns of a 64-byte message's 130.
+    #[inline(always)]
     pub fn pop(&mut self) -> Option<Imsg> {
-        self.taken.pop_front().or_else(|| self.take_ready())
+        if let Some(m) = self.taken.pop_front() {
+            return Some(m);
+        }
+        self.take_ready()
     }
 
     /// Checks that the stream may end here.
