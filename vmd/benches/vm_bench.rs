@@ -243,21 +243,18 @@ mod bench {
         // the medians and the median of the per-round ratios.
         let mut rounds = Vec::new();
         for round in 0..BOOT_ROUNDS {
-            let (mut ours, mut qemu) = (None, None);
-            for turn in 0..2 {
-                if (round + turn) % 2 == 0 {
-                    ours = Some(boot_ours(dir));
-                } else {
-                    qemu = boot_qemu(dir);
-                    if qemu.is_none() {
-                        println!("SKIPPED: boot time against QEMU: QEMU did not boot the guest");
-                        return;
-                    }
-                }
-            }
-            if let (Some(o), Some(q)) = (ours, qemu) {
-                rounds.push((o.as_secs_f64(), q.as_secs_f64()));
-            }
+            let (ours, qemu) = if round % 2 == 1 {
+                let qemu = boot_qemu(dir);
+                (boot_ours(dir), qemu)
+            } else {
+                let ours = boot_ours(dir);
+                (ours, boot_qemu(dir))
+            };
+            let Some(qemu) = qemu else {
+                println!("SKIPPED: boot time against QEMU: QEMU did not boot the guest");
+                return;
+            };
+            rounds.push((ours.as_secs_f64(), qemu.as_secs_f64()));
         }
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);

@@ -127,13 +127,11 @@ pub struct Run {
 /// ports, as a guest would: (device, pin, line) for each with a pin.
 pub fn pci_interrupt_lines(bus: &devices::bus::PortBus) -> Vec<(u8, u8, u8)> {
     use devices::bus::AccessSize;
+    use devices::pci::{PCI_MODE1_ADDRESS_REG, PCI_MODE1_DATA_REG, PCI_MODE1_ENABLE};
     let read = |dev: u8, reg: u32| {
-        bus.write(
-            0xcf8,
-            AccessSize::Dword,
-            0x8000_0000 | u32::from(dev) << 11 | reg,
-        );
-        bus.read(0xcfc, AccessSize::Dword)
+        let addr = PCI_MODE1_ENABLE | u32::from(dev) << 11 | reg;
+        bus.write(PCI_MODE1_ADDRESS_REG, AccessSize::Dword, addr);
+        bus.read(PCI_MODE1_DATA_REG, AccessSize::Dword)
     };
     (0..32u8)
         .filter(|&dev| read(dev, 0) & 0xffff != 0xffff)
