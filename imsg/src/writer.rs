@@ -18,9 +18,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::header::{ImsgHdr, IMSG_FD_MARK, IMSG_HEADER_SIZE};
 use crate::sys;
 
-/// Sent bytes are dropped from the front of the buffer once there are
-/// this many of them (and they are more than half of it); until then
-/// they cost nothing.
+/// Sent messages are dropped from the front of the buffer when another
+/// is queued once there are this many bytes of them (and they are at least
+/// half of it); until then they cost nothing.
 const COMPACT_AT: usize = 64 * 1024;
 
 /// Payloads from this size on are offered to the socket at compose time.
@@ -109,6 +109,9 @@ impl Writer {
     /// Appends one message's bytes; `marked` sets the fd mark in its header.
     #[inline]
     fn append(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], marked: bool) {
+        if self.first >= COMPACT_AT && self.first * 2 >= self.buf.len() {
+            self.compact();
+        }
         self.buf.reserve(hdr.len as usize);
         hdr.append_to(marked, &mut self.buf);
         for p in parts {
@@ -151,6 +154,13 @@ impl Writer {
             self.fds.pop_front();
         }
         self.sent += n;
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+            self.first = 0;
+            self.queued = 0;
+            return Ok(());
+        }
         while self.queued > 0 {
             let len = self.message_len(self.first);
             if self.first + len > self.sent {
@@ -159,19 +169,22 @@ impl Writer {
             self.first += len;
             self.queued -= 1;
         }
-        if self.queued == 0 {
-            self.buf.clear();
-            self.sent = 0;
-            self.first = 0;
-        } else if self.first >= COMPACT_AT && self.first * 2 >= self.buf.len() {
-            let gone = self.first;
-            self.buf.drain(..gone);
-            for (at, _) in &mut self.fds {
-                *at -= gone;
-            }
-            self.sent -= gone;
-            self.first = 0;
-        }
         Ok(())
+    }
+
+    /// Drops the completely sent messages from the front of the buffer,
+    /// when they are at least half of it: the bytes moved are then never
+    /// more than the bytes sent since the last move. Done when a message
+    /// is queued and never while flushing, where nothing would be gained
+    /// by moving what is about to be sent anyway.
+    #[cold]
+    fn compact(&mut self) {
+        let gone = self.first;
+        self.buf.drain(..gone);
+        for (at, _) in &mut self.fds {
+            *at -= gone;
+        }
+        self.sent -= gone;
+        self.first = 0;
     }
 }

@@ -172,3 +172,51 @@ fn set_buf(s: &UnixStream, opt: libc::c_int, size: libc::c_int) {
     };
     assert_eq!(rc, 0);
 }
+
+/// A writer that queues faster than its socket drains, with fds on some
+/// messages: the queue runs far past the point where sent messages are
+/// dropped from its front, and every message still comes out in order
+/// with its own fd.
+#[test]
+fn a_long_backlog_keeps_order_and_fds() {
+    let (w, r) = UnixStream::pair().unwrap();
+    set_buf(&w, libc::SO_SNDBUF, 4096);
+    set_buf(&r, libc::SO_RCVBUF, 4096);
+    let mut w = ImsgBuf::new(w);
+    let mut r = ImsgBuf::new(r);
+    for ib in [&mut w, &mut r] {
+        ib.allow_fdpass();
+        ib.set_nonblocking(true).unwrap();
+    }
+    let total = 600;
+    let payload = |i: usize| vec![i as u8; 700 + (i * 37) % 1500];
+    let (mut sent, mut got) = (0, 0);
+    let drain = |r: &mut ImsgBuf, got: &mut usize| {
+        while r.read().unwrap() == imsg::ReadStatus::Data {
+            while let Some(m) = r.get().unwrap() {
+                assert_eq!(m.hdr.type_ as usize, *got);
+                assert_eq!(m.data, payload(*got));
+                assert_eq!(m.fd.is_some(), *got % 5 == 0, "fd of message {got}");
+                if let Some(fd) = m.fd {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).unwrap();
+                    assert_eq!(text, got.to_string());
+                }
+                *got += 1;
+            }
+        }
+    };
+    while got < total {
+        // More messages queued than one write takes: the backlog grows.
+        for _ in 0..6 {
+            if sent < total {
+                let fd = (sent % 5 == 0).then(|| index_file(sent).into());
+                w.compose(sent as u32, 0, 0, fd, &payload(sent)).unwrap();
+                sent += 1;
+            }
+        }
+        w.write().unwrap();
+        drain(&mut r, &mut got);
+    }
+    assert_eq!(w.queue_len(), 0);
+}
