@@ -35,10 +35,15 @@ struct Load {
 /// Puts the calling thread on `cpu` when there are two CPUs, as the C
 /// peer does with its two processes: every column then runs its writer and
 /// reader on separate CPUs, and no figure depends on where the scheduler
-/// happened to put the two sides.
+/// happened to put the two sides. The count is of online CPUs, as in the
+/// peer: `available_parallelism` counts the CPUs the calling thread may
+/// use, which after the main thread's own pinning is one, and so kept
+/// both sides of the Rust and floor columns on CPU 0 while the C peer's
+/// ran on two.
 #[cfg(target_os = "linux")]
 fn pin(cpu: usize) {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    // SAFETY: sysconf only reads a system value.
+    if unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } < 2 {
         return;
     }
     // SAFETY: cpu_set_t is plain data; CPU_SET writes within it and

@@ -224,10 +224,16 @@ impl ImsgBuf {
     /// `imsgbuf_write`). A full socket is not an error.
     pub fn write(&mut self) -> Result<()> {
         self.check()?;
-        let r = match self.writer.write_once(self.sock.as_fd()) {
+        let r = match self
+            .writer
+            .write_once(self.sock.as_fd(), sys::SendMode::Wait)
+        {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             r => r.map_err(Error::from),
         };
+        if self.writer.len() == 0 {
+            self.writer.flushed();
+        }
         self.poison_on_err(r)
     }
 
@@ -236,7 +242,10 @@ impl ImsgBuf {
     pub fn flush(&mut self) -> Result<()> {
         while self.queue_len() > 0 {
             self.check()?;
-            match self.writer.write_once(self.sock.as_fd()) {
+            match self
+                .writer
+                .write_once(self.sock.as_fd(), sys::SendMode::Wait)
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let r = sys::wait(self.sock.as_fd(), true).map_err(Error::from);
@@ -245,6 +254,7 @@ impl ImsgBuf {
                 Err(e) => return self.poison_on_err(Err(e.into())),
             }
         }
+        self.writer.flushed();
         Ok(())
     }
 

@@ -6,10 +6,21 @@
 //! fd always starts a new `sendmsg`, so the fd travels with the first byte
 //! of its message, as libutil's `msgbuf_write` does.
 //!
-//! A large message composed while nothing is queued is first offered to
-//! the socket straight from the caller's buffers (a non-blocking
-//! `sendmsg`), and only what the socket does not take is queued: copying
-//! it would cost more than the batching it would allow.
+//! A large message composed while nothing is queued, by a sender that
+//! flushed after its previous message (a request and its reply), is first
+//! offered to the socket straight from the caller's buffers (a
+//! non-blocking `sendmsg`), and only what the socket does not take is
+//! queued: copying it would cost more than the batching it would allow. A
+//! sender that composes several messages before flushing has them queued:
+//! sent one by one, a stream of them cost one system call and one wakeup
+//! of the reader each, which made the whole stream slower (16 KiB one-way:
+//! 0.53 of a bare socket's rate, against 0.8 queued).
+//!
+//! Each time another [`WRITE_AHEAD`] bytes have been queued, queueing also
+//! makes one non-blocking write. A sender that queues many large messages
+//! before flushing then writes them in cache-sized batches from a queue
+//! that stays in the cache, instead of copying them all into a queue
+//! too large for it and sending them from there.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -22,6 +33,9 @@ use crate::sys;
 /// is queued once there are this many bytes of them (and they are at least
 /// half of it); until then they cost nothing.
 const COMPACT_AT: usize = 64 * 1024;
+
+/// Unsent bytes queued since the last write that make queueing write.
+const WRITE_AHEAD: usize = 128 * 1024;
 
 /// Payloads from this size on are offered to the socket at compose time.
 const SEND_DIRECT_FROM: usize = 4096;
@@ -40,11 +54,16 @@ pub(crate) struct Writer {
     queued: usize,
     /// The fds still to send, by where their message starts in `buf`.
     fds: VecDeque<(usize, OwnedFd)>,
+    /// Queueing writes once `buf` reaches this length (0: at
+    /// [`WRITE_AHEAD`] unsent bytes).
+    write_at: usize,
+    /// A message was composed since the queue was last flushed empty.
+    composed_since_flush: bool,
 }
 
 impl Writer {
-    /// Queues one message, or sends it at once if it is large and nothing
-    /// is queued before it.
+    /// Queues one message, or sends it at once if it is large, nothing is
+    /// queued before it and the queue was flushed after the last message.
     #[inline]
     pub(crate) fn send_or_push(
         &mut self,
@@ -54,11 +73,27 @@ impl Writer {
         fd: Option<OwnedFd>,
     ) {
         let payload = hdr.len as usize - IMSG_HEADER_SIZE;
-        if self.queued == 0 && payload >= SEND_DIRECT_FROM && parts.len() <= DIRECT_PARTS {
+        let direct = self.queued == 0 && !self.composed_since_flush;
+        self.composed_since_flush = true;
+        if direct && payload >= SEND_DIRECT_FROM && parts.len() <= DIRECT_PARTS {
             self.send_direct(sock, hdr, parts, fd);
         } else {
             self.push(hdr, parts, fd);
+            if self.buf.len() >= self.sent + WRITE_AHEAD && self.buf.len() >= self.write_at {
+                self.write_ahead(sock);
+            }
         }
+    }
+
+    /// One non-blocking write of the queue. If the socket does not take
+    /// the queue, the next try waits until another [`WRITE_AHEAD`] bytes
+    /// are queued.
+    #[cold]
+    fn write_ahead(&mut self, sock: BorrowedFd<'_>) {
+        // An error other than a full socket is reported by the next write
+        // or flush, which meets it again.
+        let _ = self.write_once(sock, sys::SendMode::DontWait);
+        self.write_at = self.buf.len() + WRITE_AHEAD;
     }
 
     /// Kept out of line: the small-message path inlines into callers.
@@ -124,6 +159,12 @@ impl Writer {
         self.queued
     }
 
+    /// Notes that the sender flushed: the queue is empty.
+    pub(crate) fn flushed(&mut self) {
+        debug_assert_eq!(self.queued, 0);
+        self.composed_since_flush = false;
+    }
+
     /// The length of the queued message that starts at `at`.
     fn message_len(&self, at: usize) -> usize {
         let raw = self.buf[at + 4..at + 8]
@@ -133,7 +174,12 @@ impl Writer {
         (u32::from_ne_bytes(raw) & !IMSG_FD_MARK) as usize
     }
 
-    pub(crate) fn write_once(&mut self, sock: BorrowedFd<'_>) -> io::Result<()> {
+    /// One send of the queue's front, up to the next message with an fd.
+    pub(crate) fn write_once(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        mode: sys::SendMode,
+    ) -> io::Result<()> {
         if self.sent == self.buf.len() {
             return Ok(());
         }
@@ -148,7 +194,7 @@ impl Writer {
             None => (None, self.buf.len()),
         };
         let iov = [IoSlice::new(&self.buf[self.sent..end])];
-        let n = sys::send(sock, &iov, fd, sys::SendMode::Wait)?;
+        let n = sys::send(sock, &iov, fd, mode)?;
         if n > 0 && fd.is_some() {
             // The fd went with the first byte; it is the peer's now.
             self.fds.pop_front();
@@ -159,6 +205,7 @@ impl Writer {
             self.sent = 0;
             self.first = 0;
             self.queued = 0;
+            self.write_at = 0;
             return Ok(());
         }
         while self.queued > 0 {
@@ -185,6 +232,7 @@ impl Writer {
             *at -= gone;
         }
         self.sent -= gone;
+        self.write_at = self.write_at.saturating_sub(gone);
         self.first = 0;
     }
 }
