@@ -240,8 +240,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// seconds, so the three columns take turns, round after round, in a
 /// rotating order, and each figure is the median over the rounds; each
 /// ratio is the median of the ratios within a round, taken from runs made
-/// moments apart.
-const ROUNDS: usize = 9;
+/// moments apart. One-way runs are short (tens of milliseconds), so they
+/// get more rounds for the same steadiness; a multiple of 3, so each
+/// column goes first equally often.
+const ONEWAY_ROUNDS: usize = 21;
+const ROUND_TRIP_ROUNDS: usize = 9;
 
 fn main() {
     pin(0);
@@ -275,9 +278,9 @@ fn main() {
             ..load
         };
         let round_trips = Load { oneway: 0, ..load };
-        let phase = |load: Load| {
+        let phase = |load: Load, count: usize| {
             let mut rounds = Vec::new();
-            for round in 0..ROUNDS {
+            for round in 0..count {
                 // Each column goes first in a third of the rounds.
                 let (mut r, mut f, mut c) = (None, None, None);
                 for turn in 0..3 {
@@ -291,8 +294,8 @@ fn main() {
             }
             rounds
         };
-        let one = phase(oneway);
-        let rt = phase(round_trips);
+        let one = phase(oneway, ONEWAY_ROUNDS);
+        let rt = phase(round_trips, ROUND_TRIP_ROUNDS);
         type Round = (Result, Option<Result>, Result);
         let col = |rounds: &[Round], pick: &dyn Fn(&Round) -> Option<f64>| {
             let v: Vec<f64> = rounds.iter().filter_map(pick).collect();

@@ -1,10 +1,16 @@
 //! The payload of a received message. Most imsgs are small structs, so
 //! payloads up to [`Payload::INLINE`] bytes live inside the value itself:
 //! handing one out costs a copy and no allocation, which is half of what
-//! a small message cost the reader. Larger ones are a `Vec`.
+//! a small message cost the reader. Payloads of [`Payload::SHARE_FROM`]
+//! bytes or more are handed out as a slice of the reader's buffer, shared,
+//! with no copy: copying them out cost the reader as much again as
+//! receiving them. Such a payload keeps that buffer (64 KiB) allocated
+//! while it is held; [`Payload::into_vec`] copies it out. Others are a
+//! `Vec`.
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// Bytes of payload kept without allocating.
 const INLINE: usize = 80;
@@ -18,8 +24,17 @@ struct InlineBytes([u8; INLINE]);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { bytes: InlineBytes, len: u8 },
+    Inline {
+        bytes: InlineBytes,
+        len: u8,
+    },
     Heap(Vec<u8>),
+    /// `len` bytes of a read buffer from `start` on.
+    Shared {
+        buf: Arc<Vec<u8>>,
+        start: usize,
+        len: usize,
+    },
 }
 
 /// A message payload; it dereferences to `[u8]`.
@@ -29,6 +44,15 @@ pub struct Payload(Repr);
 impl Payload {
     /// Payloads of at most this many bytes are stored inline.
     pub const INLINE: usize = INLINE;
+
+    /// Received payloads of at least this many bytes share the read buffer.
+    pub const SHARE_FROM: usize = 4096;
+
+    /// `len` bytes of `buf` from `start` on.
+    #[inline]
+    pub(crate) fn shared(buf: Arc<Vec<u8>>, start: usize, len: usize) -> Payload {
+        Payload(Repr::Shared { buf, start, len })
+    }
 
     #[inline]
     pub fn from_slice(data: &[u8]) -> Payload {
@@ -65,14 +89,15 @@ impl Payload {
         match &self.0 {
             Repr::Inline { bytes, len } => &bytes.0[..usize::from(*len)],
             Repr::Heap(v) => v,
+            Repr::Shared { buf, start, len } => buf.get(*start..*start + *len).unwrap_or_default(),
         }
     }
 
     /// The payload as an owned vector (no copy when it was allocated).
     pub fn into_vec(self) -> Vec<u8> {
         match self.0 {
-            Repr::Inline { .. } => self.as_slice().to_vec(),
             Repr::Heap(v) => v,
+            _ => self.as_slice().to_vec(),
         }
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! Headers are checked as soon as they arrive, so a bad one is reported by
 //! the read that brought it, as C's `imsgbuf_read` does; payloads stay in
-//! the buffer until [`Reader::pop`] hands them out, so a message costs one
-//! copy and the allocation of its payload, made and freed one at a time.
+//! the buffer until [`Reader::pop`] hands them out. A small payload is
+//! copied out; a large one is handed out as a shared slice of the buffer,
+//! without a copy or an allocation, and the next read gets a fresh buffer
+//! if that payload is still held then (see [`Payload`]).
 //!
 //! A sender attaches an fd to the `sendmsg` whose data begins with the
 //! header of the message the fd belongs to. The receiving kernel may still
@@ -19,6 +21,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::header::{ImsgHdr, IBUF_READ_SIZE, IMSG_HEADER_SIZE};
@@ -29,15 +32,15 @@ use crate::{Imsg, Payload};
 pub struct Reader {
     /// Largest accepted message, header included.
     pub(crate) maxsize: usize,
-    /// Received bytes: `buf[pos..parsed]` holds `ready` complete messages,
-    /// `buf[parsed..end]` the start of the next one.
-    buf: Vec<u8>,
+    /// Received bytes: `buf[pos..parsed]` holds complete messages,
+    /// `buf[parsed..end]` the start of the next one. Shared with the large
+    /// payloads handed out from it.
+    buf: Arc<Vec<u8>>,
     pos: usize,
     parsed: usize,
     end: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
-    ready: usize,
     /// The fds of complete messages, by the stream offset of their header.
     ready_fds: VecDeque<(u64, OwnedFd)>,
     /// The length of the message at `parsed` once its header is in and
@@ -57,12 +60,11 @@ impl Reader {
     pub fn new(maxsize: usize) -> Reader {
         Reader {
             maxsize,
-            buf: vec![0; IBUF_READ_SIZE],
+            buf: Arc::new(vec![0; IBUF_READ_SIZE]),
             pos: 0,
             parsed: 0,
             end: 0,
             base: 0,
-            ready: 0,
             ready_fds: VecDeque::new(),
             head_len: 0,
             head_fd: None,
@@ -79,20 +81,37 @@ impl Reader {
         while let Some(m) = self.take_ready() {
             self.taken.push_back(m);
         }
+        if Arc::strong_count(&self.buf) > 1 {
+            // A payload handed out still holds this buffer: the unfinished
+            // message moves to a fresh one.
+            let mut fresh = vec![0; self.buf.len()];
+            fresh[..self.end - self.pos].copy_from_slice(&self.buf[self.pos..self.end]);
+            self.buf = Arc::new(fresh);
+            self.shift_to_front();
+        }
+        // No payload shares the buffer now (only this reader clones it), so
+        // this never copies it.
+        let buf = Arc::make_mut(&mut self.buf);
         if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.base += self.pos as u64;
-            self.parsed -= self.pos;
-            self.end -= self.pos;
-            self.pos = 0;
+            buf.copy_within(self.pos..self.end, 0);
+            self.shift_to_front();
         }
         // A message larger than the read buffer (a raised maxsize) is
         // assembled in place: the buffer grows to hold it.
         let need = self.head_len.max(self.end + 1);
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
+        let buf = Arc::make_mut(&mut self.buf);
+        if buf.len() < need {
+            buf.resize(need, 0);
         }
-        &mut self.buf[self.end..]
+        &mut buf[self.end..]
+    }
+
+    /// Accounts for the bytes from `pos` on having moved to the front.
+    fn shift_to_front(&mut self) {
+        self.base += self.pos as u64;
+        self.parsed -= self.pos;
+        self.end -= self.pos;
+        self.pos = 0;
     }
 
     /// Accounts for `n` bytes just written into [`Reader::spare_mut`] and
@@ -117,6 +136,7 @@ impl Reader {
         self.end = (self.end + n).min(self.buf.len());
         loop {
             if self.head_len == 0 {
+                self.skip_plain_messages();
                 let Some(&raw) = self.buf[self.parsed..self.end].first_chunk() else {
                     return Ok(());
                 };
@@ -131,8 +151,26 @@ impl Reader {
             }
             self.parsed += self.head_len;
             self.head_len = 0;
-            self.ready += 1;
         }
+    }
+
+    /// Steps over the complete, well-formed messages without an fd mark
+    /// from `parsed` on, the common case, in a few instructions each;
+    /// anything else is left to the general path. A marked length is at
+    /// least 2^31, more than any maxsize, so it stops the scan too.
+    #[inline(always)]
+    fn skip_plain_messages(&mut self) {
+        let plain = IMSG_HEADER_SIZE..=self.maxsize;
+        let bytes = &self.buf[self.parsed..self.end];
+        let mut at = 0;
+        while let Some(raw) = bytes[at..].first_chunk::<IMSG_HEADER_SIZE>() {
+            let len = u32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+            if !plain.contains(&len) || len > bytes.len() - at {
+                break;
+            }
+            at += len;
+        }
+        self.parsed += at;
     }
 
     /// Checks the header at `parsed` and finds its fd.
@@ -174,32 +212,39 @@ impl Reader {
         }
     }
 
-    /// The first complete message still in the buffer, copied out.
+    /// The first complete message still in the buffer, copied out. The
+    /// bookkeeping comes first: once a part of the message that must be
+    /// dropped exists, nothing may panic before it is handed out, or an
+    /// unwinding build keeps every part in memory for the cleanup and
+    /// copies the message from slot to slot (64-byte messages: 95 ns
+    /// against 71 ns per message read).
     #[inline(always)]
     fn take_ready(&mut self) -> Option<Imsg> {
-        if self.ready == 0 {
+        if self.pos >= self.parsed {
             return None;
         }
         let start = self.pos;
-        let raw = self.buf[start..].first_chunk()?;
+        let raw = self.buf.get(start..)?.first_chunk()?;
         let (hdr, _) = ImsgHdr::from_bytes(raw);
-        self.pos += hdr.len as usize;
-        self.ready -= 1;
-        let data = Payload::from_stream(
-            &self.buf[start + IMSG_HEADER_SIZE..],
-            hdr.len as usize - IMSG_HEADER_SIZE,
-        );
         let at = self.base + start as u64;
-        let fd = match self.ready_fds.front() {
-            Some(&(owner, _)) if owner == at => self.ready_fds.pop_front().map(|(_, fd)| fd),
-            _ => None,
-        };
+        let from = start + IMSG_HEADER_SIZE;
+        let len = hdr.len as usize - IMSG_HEADER_SIZE;
+        self.pos = from + len;
         if self.pos == self.end {
             self.base += self.end as u64;
             self.pos = 0;
             self.parsed = 0;
             self.end = 0;
         }
+        let data = if len >= Payload::SHARE_FROM {
+            Payload::shared(Arc::clone(&self.buf), from, len)
+        } else {
+            Payload::from_stream(self.buf.get(from..).unwrap_or_default(), len)
+        };
+        let fd = match self.ready_fds.front() {
+            Some(&(owner, _)) if owner == at => self.ready_fds.pop_front().map(|(_, fd)| fd),
+            _ => None,
+        };
         Some(Imsg { hdr, data, fd })
     }
 
@@ -208,10 +253,16 @@ impl Reader {
     /// return slot, about 20 ns of a 64-byte message's 130.
     #[inline(always)]
     pub fn pop(&mut self) -> Option<Imsg> {
-        if let Some(m) = self.taken.pop_front() {
-            return Some(m);
+        if !self.taken.is_empty() {
+            return self.taken.pop_front();
         }
         self.take_ready()
+    }
+
+    /// Whether [`Reader::pop`] has a message.
+    #[inline]
+    pub fn has_message(&self) -> bool {
+        self.pos < self.parsed || !self.taken.is_empty()
     }
 
     /// Checks that the stream may end here.
