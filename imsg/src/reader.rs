@@ -486,6 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn held_large_payloads_survive_later_reads() {
+        let big = |i: u32| vec![i as u8; Payload::SHARE_FROM + i as usize * 100];
+        let mut stream = Vec::new();
+        for i in 0..40u32 {
+            stream.extend(frame(i, &big(i), false));
+        }
+        let mut r = Reader::new(16384);
+        // The first message and the start of the second arrive; the first
+        // is held while the rest of the stream is read, over and over
+        // through the buffer, with every other message held too.
+        let cut = frame(0, &big(0), false).len() + 100;
+        r.ingest(&stream[..cut], None).unwrap();
+        let first = r.pop().unwrap();
+        assert!(r.pop().is_none());
+        let mut held = vec![first];
+        for chunk in stream[cut..].chunks(30_000) {
+            r.ingest(chunk, None).unwrap();
+            while let Some(m) = r.pop() {
+                if m.hdr.type_ % 2 == 0 {
+                    held.push(m);
+                } else {
+                    assert_eq!(m.data, big(m.hdr.type_));
+                }
+            }
+        }
+        assert_eq!(held.len(), 20);
+        for m in held {
+            assert_eq!(m.data, big(m.hdr.type_), "message {}", m.hdr.type_);
+        }
+        r.eof().unwrap();
+    }
+
+    #[test]
     fn a_failed_reader_stays_failed() {
         let mut r = Reader::new(16384);
         let mut bad = frame(1, b"", false);
