@@ -35,7 +35,7 @@ use crate::sys;
 const COMPACT_AT: usize = 64 * 1024;
 
 /// Unsent bytes queued since the last write that make queueing write.
-const WRITE_AHEAD: usize = 128 * 1024;
+const WRITE_AHEAD: usize = 256 * 1024;
 
 /// Payloads from this size on are offered to the socket at compose time.
 const SEND_DIRECT_FROM: usize = 4096;
