@@ -94,7 +94,7 @@ impl ImsgBuf {
         ImsgBuf {
             sock: sock.into(),
             reader: Reader::new(MAX_IMSGSIZE),
-            writer: Writer::default(),
+            writer: Writer::new(),
             pid: std::process::id(),
             fdpass: false,
             maxsize: MAX_IMSGSIZE,

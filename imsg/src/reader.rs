@@ -5,10 +5,9 @@
 //!
 //! Headers are checked as soon as they arrive, so a bad one is reported by
 //! the read that brought it, as C's `imsgbuf_read` does; payloads stay in
-//! the buffer until [`Reader::pop`] hands them out. A small payload is
-//! copied out; a large one is handed out as a shared slice of the buffer,
-//! without a copy or an allocation, and the next read gets a fresh buffer
-//! if that payload is still held then (see [`Payload`]).
+//! the buffer until [`Reader::pop`] hands them out as shared slices of it,
+//! without a copy or an allocation; the next read gets a fresh buffer if
+//! a payload is still held then (see [`Payload`]).
 //!
 //! A sender attaches an fd to the `sendmsg` whose data begins with the
 //! header of the message the fd belongs to. The receiving kernel may still
@@ -26,6 +25,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::header::{ImsgHdr, IBUF_READ_SIZE, IMSG_HEADER_SIZE};
 use crate::{Imsg, Payload};
+
+/// A read into less room than this, after some of the buffer was taken,
+/// starts the buffer over instead: a default-size message fits.
+const MIN_READ: usize = 16 * 1024;
 
 /// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
 /// fuzzed and reused over other transports.
@@ -74,36 +77,45 @@ impl Reader {
         }
     }
 
-    /// Room for the next read, never empty. Complete messages still in the
-    /// buffer are copied out first and the unfinished one moved to the
-    /// front, so a read gets the whole read buffer but for that message.
+    /// Room for the next read, never empty. A read goes after what is
+    /// buffered, so reading again before taking the messages, as an event
+    /// loop does, costs nothing. The buffer starts over when the room left
+    /// is small and some of it was taken, when it is full, when the
+    /// message being assembled would not fit, or when a payload handed out
+    /// still holds it (see [`Reader::restart`]).
     pub fn spare_mut(&mut self) -> &mut [u8] {
+        let room = self.buf.len() - self.end;
+        let cramped = room == 0 || (room < MIN_READ && self.pos > 0);
+        let too_small = self.parsed + self.head_len > self.buf.len();
+        if cramped || too_small || Arc::strong_count(&self.buf) > 1 {
+            self.restart();
+        }
+        // Only this reader clones the buffer and all its clones were just
+        // checked for, so this never copies it.
+        let buf = Arc::make_mut(&mut self.buf);
+        &mut buf[self.end..]
+    }
+
+    /// Hands the complete messages still buffered to the pop queue (their
+    /// payloads share the old buffer) and moves the unfinished one to the
+    /// front of a buffer of its own: the same one if nothing holds it, a
+    /// fresh one otherwise, large enough for the whole message when a
+    /// raised maxsize makes it larger than the read buffer.
+    #[cold]
+    fn restart(&mut self) {
         while let Some(m) = self.take_ready() {
             self.taken.push_back(m);
         }
-        if Arc::strong_count(&self.buf) > 1 {
-            // A payload handed out still holds this buffer: the unfinished
-            // message moves to a fresh one.
-            let mut fresh = vec![0; self.buf.len()];
-            fresh[..self.end - self.pos].copy_from_slice(&self.buf[self.pos..self.end]);
+        let keep = self.end - self.pos;
+        let size = IBUF_READ_SIZE.max(self.head_len);
+        if Arc::strong_count(&self.buf) == 1 && self.buf.len() >= size {
+            Arc::make_mut(&mut self.buf).copy_within(self.pos..self.end, 0);
+        } else {
+            let mut fresh = vec![0; size];
+            fresh[..keep].copy_from_slice(&self.buf[self.pos..self.end]);
             self.buf = Arc::new(fresh);
-            self.shift_to_front();
         }
-        // No payload shares the buffer now (only this reader clones it), so
-        // this never copies it.
-        let buf = Arc::make_mut(&mut self.buf);
-        if self.pos > 0 {
-            buf.copy_within(self.pos..self.end, 0);
-            self.shift_to_front();
-        }
-        // A message larger than the read buffer (a raised maxsize) is
-        // assembled in place: the buffer grows to hold it.
-        let need = self.head_len.max(self.end + 1);
-        let buf = Arc::make_mut(&mut self.buf);
-        if buf.len() < need {
-            buf.resize(need, 0);
-        }
-        &mut buf[self.end..]
+        self.shift_to_front();
     }
 
     /// Accounts for the bytes from `pos` on having moved to the front.
@@ -212,7 +224,7 @@ impl Reader {
         }
     }
 
-    /// The first complete message still in the buffer, copied out. The
+    /// The first complete message still in the buffer. The
     /// bookkeeping comes first: once a part of the message that must be
     /// dropped exists, nothing may panic before it is handed out, or an
     /// unwinding build keeps every part in memory for the cleanup and
@@ -236,11 +248,7 @@ impl Reader {
             self.parsed = 0;
             self.end = 0;
         }
-        let data = if len >= Payload::SHARE_FROM {
-            Payload::shared(Arc::clone(&self.buf), from, len)
-        } else {
-            Payload::from_stream(self.buf.get(from..).unwrap_or_default(), len)
-        };
+        let data = Payload::shared(&self.buf, from, len);
         let fd = match self.ready_fds.front() {
             Some(&(owner, _)) if owner == at => self.ready_fds.pop_front().map(|(_, fd)| fd),
             _ => None,
@@ -486,8 +494,8 @@ mod tests {
     }
 
     #[test]
-    fn held_large_payloads_survive_later_reads() {
-        let big = |i: u32| vec![i as u8; Payload::SHARE_FROM + i as usize * 100];
+    fn held_payloads_survive_later_reads() {
+        let big = |i: u32| vec![i as u8; 1000 + i as usize * 300];
         let mut stream = Vec::new();
         for i in 0..40u32 {
             stream.extend(frame(i, &big(i), false));

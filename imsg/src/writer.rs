@@ -43,9 +43,11 @@ const SEND_DIRECT_FROM: usize = 4096;
 /// Payload parts of a message sent directly (more are queued).
 const DIRECT_PARTS: usize = 8;
 
-#[derive(Default)]
 pub(crate) struct Writer {
+    /// The queue is `buf[..end]`; the rest is room, already initialized,
+    /// so queueing a message is two copies and no length bookkeeping.
     buf: Vec<u8>,
+    end: usize,
     /// Bytes of `buf` already sent.
     sent: usize,
     /// Where the first message not completely sent starts.
@@ -54,14 +56,27 @@ pub(crate) struct Writer {
     queued: usize,
     /// The fds still to send, by where their message starts in `buf`.
     fds: VecDeque<(usize, OwnedFd)>,
-    /// Queueing writes once `buf` reaches this length (0: at
-    /// [`WRITE_AHEAD`] unsent bytes).
+    /// Queueing writes once `buf` reaches this length: [`WRITE_AHEAD`]
+    /// bytes past its length at the last write.
     write_at: usize,
     /// A message was composed since the queue was last flushed empty.
     composed_since_flush: bool,
 }
 
 impl Writer {
+    pub(crate) fn new() -> Writer {
+        Writer {
+            buf: Vec::new(),
+            end: 0,
+            sent: 0,
+            first: 0,
+            queued: 0,
+            fds: VecDeque::new(),
+            write_at: WRITE_AHEAD,
+            composed_since_flush: false,
+        }
+    }
+
     /// Queues one message, or sends it at once if it is large, nothing is
     /// queued before it and the queue was flushed after the last message.
     #[inline]
@@ -79,7 +94,7 @@ impl Writer {
             self.send_direct(sock, hdr, parts, fd);
         } else {
             self.push(hdr, parts, fd);
-            if self.buf.len() >= self.sent + WRITE_AHEAD && self.buf.len() >= self.write_at {
+            if self.end >= self.write_at {
                 self.write_ahead(sock);
             }
         }
@@ -92,8 +107,9 @@ impl Writer {
     fn write_ahead(&mut self, sock: BorrowedFd<'_>) {
         // An error other than a full socket is reported by the next write
         // or flush, which meets it again.
-        let _ = self.write_once(sock, sys::SendMode::DontWait);
-        self.write_at = self.buf.len() + WRITE_AHEAD;
+        if self.write_once(sock, sys::SendMode::DontWait).is_err() {
+            self.write_at = self.end + WRITE_AHEAD;
+        }
     }
 
     /// Kept out of line: the small-message path inlines into callers.
@@ -134,7 +150,7 @@ impl Writer {
     #[inline]
     fn push(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], fd: Option<OwnedFd>) {
         if let Some(fd) = fd {
-            self.fds.push_back((self.buf.len(), fd));
+            self.fds.push_back((self.end, fd));
             self.append(hdr, parts, true);
         } else {
             self.append(hdr, parts, false);
@@ -144,13 +160,21 @@ impl Writer {
     /// Appends one message's bytes; `marked` sets the fd mark in its header.
     #[inline]
     fn append(&mut self, hdr: &ImsgHdr, parts: &[&[u8]], marked: bool) {
-        if self.first >= COMPACT_AT && self.first * 2 >= self.buf.len() {
+        if self.first >= COMPACT_AT && self.first * 2 >= self.end {
             self.compact();
         }
-        self.buf.reserve(hdr.len as usize);
-        hdr.append_to(marked, &mut self.buf);
+        let len = hdr.len as usize;
+        if self.buf.len() - self.end < len {
+            self.grow(len);
+        }
+        let at = self.end;
+        self.end += len;
+        let (head, mut rest) = self.buf[at..self.end].split_at_mut(IMSG_HEADER_SIZE);
+        hdr.write_to(marked, head);
         for p in parts {
-            self.buf.extend_from_slice(p);
+            let (dst, tail) = rest.split_at_mut(p.len());
+            dst.copy_from_slice(p);
+            rest = tail;
         }
         self.queued += 1;
     }
@@ -180,7 +204,7 @@ impl Writer {
         sock: BorrowedFd<'_>,
         mode: sys::SendMode,
     ) -> io::Result<()> {
-        if self.sent == self.buf.len() {
+        if self.sent == self.end {
             return Ok(());
         }
         // This sendmsg carries the fd of the message it starts, if that
@@ -188,10 +212,10 @@ impl Writer {
         let (fd, end) = match self.fds.front() {
             Some((at, fd)) if *at == self.sent => (
                 Some(fd.as_fd()),
-                self.fds.get(1).map_or(self.buf.len(), |(at, _)| *at),
+                self.fds.get(1).map_or(self.end, |(at, _)| *at),
             ),
             Some((at, _)) => (None, *at),
-            None => (None, self.buf.len()),
+            None => (None, self.end),
         };
         let iov = [IoSlice::new(&self.buf[self.sent..end])];
         let n = sys::send(sock, &iov, fd, mode)?;
@@ -200,14 +224,15 @@ impl Writer {
             self.fds.pop_front();
         }
         self.sent += n;
-        if self.sent == self.buf.len() {
-            self.buf.clear();
+        if self.sent == self.end {
+            self.end = 0;
             self.sent = 0;
             self.first = 0;
             self.queued = 0;
-            self.write_at = 0;
+            self.write_at = WRITE_AHEAD;
             return Ok(());
         }
+        self.write_at = self.end + WRITE_AHEAD;
         while self.queued > 0 {
             let len = self.message_len(self.first);
             if self.first + len > self.sent {
@@ -219,6 +244,13 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes room for `len` more bytes, at least doubling the buffer.
+    #[cold]
+    fn grow(&mut self, len: usize) {
+        let size = (self.end + len).max(self.buf.len() * 2);
+        self.buf.resize(size, 0);
+    }
+
     /// Drops the completely sent messages from the front of the buffer,
     /// when they are at least half of it: the bytes moved are then never
     /// more than the bytes sent since the last move. Done when a message
@@ -227,7 +259,8 @@ impl Writer {
     #[cold]
     fn compact(&mut self) {
         let gone = self.first;
-        self.buf.drain(..gone);
+        self.buf.copy_within(gone..self.end, 0);
+        self.end -= gone;
         for (at, _) in &mut self.fds {
             *at -= gone;
         }
