@@ -64,6 +64,15 @@ impl Payload {
         }
     }
 
+    /// The read buffer this payload shares, if it does.
+    #[cfg(test)]
+    pub(crate) fn shared_buffer(&self) -> Option<&Arc<Vec<u8>>> {
+        match &self.0 {
+            Repr::Shared { buf, .. } => Some(buf),
+            Repr::Heap(_) => None,
+        }
+    }
+
     /// The payload as an owned vector (no copy when it was allocated).
     pub fn into_vec(self) -> Vec<u8> {
         match self.0 {

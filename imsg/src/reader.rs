@@ -30,13 +30,16 @@ use crate::{Imsg, Payload};
 /// starts the buffer over instead: a default-size message fits.
 const MIN_READ: usize = 16 * 1024;
 
+/// The smallest fresh buffer taken while payloads hold the last one.
+const HELD_REFILL_MIN: usize = 1024;
+
 /// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
 /// fuzzed and reused over other transports.
 pub struct Reader {
     /// Largest accepted message, header included.
     pub(crate) maxsize: usize,
     /// Received bytes: `buf[pos..parsed]` holds complete messages,
-    /// `buf[parsed..end]` the start of the next one. Shared with the large
+    /// `buf[parsed..end]` the start of the next one. Shared with the
     /// payloads handed out from it.
     buf: Arc<Vec<u8>>,
     pos: usize,
@@ -44,6 +47,8 @@ pub struct Reader {
     end: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
+    /// Stream offset at which `buf` took its first byte.
+    buf_from: u64,
     /// The fds of complete messages, by the stream offset of their header.
     ready_fds: VecDeque<(u64, OwnedFd)>,
     /// The length of the message at `parsed` once its header is in and
@@ -68,6 +73,7 @@ impl Reader {
             parsed: 0,
             end: 0,
             base: 0,
+            buf_from: 0,
             ready_fds: VecDeque::new(),
             head_len: 0,
             head_fd: None,
@@ -80,13 +86,15 @@ impl Reader {
     /// Room for the next read, never empty. A read goes after what is
     /// buffered, so reading again before taking the messages, as an event
     /// loop does, costs nothing. The buffer starts over when the room left
-    /// is small and some of it was taken, when it is full, when the
-    /// message being assembled would not fit, or when a payload handed out
-    /// still holds it (see [`Reader::restart`]).
+    /// is small and some of it was taken, when it is full, when it is
+    /// smaller than the full read size or than the message being
+    /// assembled needs, or when a payload handed out still holds it (see
+    /// [`Reader::restart`]).
     pub fn spare_mut(&mut self) -> &mut [u8] {
         let room = self.buf.len() - self.end;
         let cramped = room == 0 || (room < MIN_READ && self.pos > 0);
-        let too_small = self.parsed + self.head_len > self.buf.len();
+        let too_small =
+            self.parsed + self.head_len > self.buf.len() || self.buf.len() < IBUF_READ_SIZE;
         if cramped || too_small || Arc::strong_count(&self.buf) > 1 {
             self.restart();
         }
@@ -101,19 +109,36 @@ impl Reader {
     /// front of a buffer of its own: the same one if nothing holds it, a
     /// fresh one otherwise, large enough for the whole message when a
     /// raised maxsize makes it larger than the read buffer.
+    ///
+    /// A fresh buffer replacing a held one is sized by what the held one
+    /// received, twice that but at least [`HELD_REFILL_MIN`]: a caller
+    /// that keeps every message of a slow stream would otherwise keep a
+    /// 64 KiB buffer alive per read. It grows back to the full read size
+    /// at the first start-over that finds it free.
     #[cold]
     fn restart(&mut self) {
         while let Some(m) = self.take_ready() {
             self.taken.push_back(m);
         }
         let keep = self.end - self.pos;
-        let size = IBUF_READ_SIZE.max(self.head_len);
-        if Arc::strong_count(&self.buf) == 1 && self.buf.len() >= size {
+        let full = IBUF_READ_SIZE.max(self.head_len);
+        if Arc::strong_count(&self.buf) == 1 && self.buf.len() >= full {
             Arc::make_mut(&mut self.buf).copy_within(self.pos..self.end, 0);
         } else {
+            let size = if Arc::strong_count(&self.buf) == 1 {
+                full
+            } else {
+                let received = self.base + self.end as u64 - self.buf_from;
+                let refill = usize::try_from(received.saturating_mul(2)).unwrap_or(usize::MAX);
+                refill
+                    .clamp(HELD_REFILL_MIN, IBUF_READ_SIZE)
+                    .max(self.head_len)
+                    .max(keep + 1)
+            };
             let mut fresh = vec![0; size];
             fresh[..keep].copy_from_slice(&self.buf[self.pos..self.end]);
             self.buf = Arc::new(fresh);
+            self.buf_from = self.base + self.pos as u64;
         }
         self.shift_to_front();
     }
@@ -257,8 +282,9 @@ impl Reader {
     }
 
     /// Forced inline, with `take_ready` and `ImsgBuf::read_one`: left to
-    /// the compiler, the 128-byte message was moved through each call's
-    /// return slot, about 20 ns of a 64-byte message's 130.
+    /// the compiler, the message was moved through each call's return
+    /// slot (when it was 128 bytes, about 20 ns of a 64-byte message's
+    /// 130).
     #[inline(always)]
     pub fn pop(&mut self) -> Option<Imsg> {
         if !self.taken.is_empty() {
@@ -524,6 +550,39 @@ mod tests {
             assert_eq!(m.data, big(m.hdr.type_), "message {}", m.hdr.type_);
         }
         r.eof().unwrap();
+    }
+
+    #[test]
+    fn holding_every_message_of_a_slow_stream_keeps_little_memory() {
+        let mut r = Reader::new(16384);
+        let mut held = Vec::new();
+        for i in 0..200u32 {
+            // One 40-byte message per read, every one kept.
+            r.ingest(&frame(i, &[i as u8; 24], false), None).unwrap();
+            held.push(r.pop().unwrap());
+        }
+        // Each read after the first went to a fresh buffer (the last one
+        // was held), sized by what the held one received. (A buffer that
+        // several payloads share counts once per payload here.)
+        let pinned: usize = held
+            .iter()
+            .filter_map(|m| m.data.shared_buffer())
+            .map(|b| b.len())
+            .sum();
+        assert!(
+            pinned <= 200 * HELD_REFILL_MIN + IBUF_READ_SIZE,
+            "{pinned} bytes held for 200 messages of 40"
+        );
+        for (i, m) in held.iter().enumerate() {
+            assert_eq!(m.data, [i as u8; 24]);
+        }
+        // Once nothing is held, the buffer grows back to the full size.
+        drop(held);
+        for i in 0..3000u32 {
+            r.ingest(&frame(i, &[1; 24], false), None).unwrap();
+            assert!(r.pop().is_some());
+        }
+        assert_eq!(r.buf.len(), IBUF_READ_SIZE);
     }
 
     #[test]

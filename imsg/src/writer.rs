@@ -1,6 +1,6 @@
 //! The outgoing queue: every queued message's bytes back to back in one
 //! buffer, so composing allocates nothing once the buffer has grown and one
-//! `sendmsg` takes many messages from one contiguous slice. Message
+//! send takes many messages from one contiguous slice. Message
 //! boundaries are read back from the headers in the buffer, so queueing a
 //! message without an fd touches nothing but the buffer. A message with an
 //! fd always starts a new `sendmsg`, so the fd travels with the first byte
@@ -17,10 +17,10 @@
 //! 0.53 of a bare socket's rate, against 0.8 queued).
 //!
 //! Each time another [`WRITE_AHEAD`] bytes have been queued, queueing also
-//! makes one non-blocking write. A sender that queues many large messages
-//! before flushing then writes them in cache-sized batches from a queue
-//! that stays in the cache, instead of copying them all into a queue
-//! too large for it and sending them from there.
+//! makes one non-blocking write, so a sender that queues many messages
+//! before flushing does not grow its queue without bound while the peer
+//! keeps up. (At 128 KiB the 16 KiB stream ran 10% slower, its reader
+//! woken more often; from 256 KiB up to never, the same.)
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -34,7 +34,7 @@ use crate::sys;
 /// half of it); until then they cost nothing.
 const COMPACT_AT: usize = 64 * 1024;
 
-/// Unsent bytes queued since the last write that make queueing write.
+/// Bytes queued since the last write that make queueing write.
 const WRITE_AHEAD: usize = 256 * 1024;
 
 /// Payloads from this size on are offered to the socket at compose time.
