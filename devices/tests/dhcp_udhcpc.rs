@@ -177,7 +177,7 @@ fn server(netboot: bool) -> DhcpServer {
 #[test]
 fn udhcpc_gets_vmds_lease() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED: udhcpc_gets_vmds_lease: {why}");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: udhcpc_gets_vmds_lease: {why}");
         return;
     }
     let lease = lease_from_udhcpc("plain", server(false));
@@ -195,7 +195,10 @@ fn udhcpc_gets_vmds_lease() {
 #[test]
 fn udhcpc_netboot_gets_auto_install_and_hostname() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED: udhcpc_netboot_gets_auto_install_and_hostname: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: udhcpc_netboot_gets_auto_install_and_hostname: {why}"
+        );
         return;
     }
     let lease = lease_from_udhcpc("netboot", server(true));

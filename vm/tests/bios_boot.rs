@@ -4,6 +4,7 @@
 
 #![cfg(target_os = "linux")]
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use devices::bus::{AccessSize, PortBus, PortIoDevice};
@@ -49,7 +50,10 @@ fn firmware_runs_from_the_reset_vector() {
         .write(true)
         .open("/dev/kvm")
     {
-        println!("SKIPPED: firmware_runs_from_the_reset_vector: /dev/kvm: {e}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: firmware_runs_from_the_reset_vector: /dev/kvm: {e}"
+        );
         return;
     }
     let map = memory_map(32 * MB).unwrap();

@@ -12,6 +12,7 @@
 
 #![cfg(target_os = "linux")]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -324,7 +325,10 @@ fn check_common(b: &Boot) {
 #[test]
 fn gzipped_kernel_boots_on_kvm() {
     if let Some(why) = kvm_missing() {
-        println!("SKIPPED: gzipped_kernel_boots_on_kvm: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: gzipped_kernel_boots_on_kvm: {why}"
+        );
         return;
     }
     let b = boot("bsd.gz", 512 * MB, None);
@@ -335,7 +339,10 @@ fn gzipped_kernel_boots_on_kvm() {
 #[test]
 fn plain_kernel_boots_from_the_network_on_kvm() {
     if let Some(why) = kvm_missing() {
-        println!("SKIPPED: plain_kernel_boots_from_the_network_on_kvm: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: plain_kernel_boots_from_the_network_on_kvm: {why}"
+        );
         return;
     }
     let mac = [0xfe, 0xe1, 0xba, 0xd0, 0x00, 0x01];

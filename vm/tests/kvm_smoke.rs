@@ -6,6 +6,7 @@
 
 #![cfg(target_os = "linux")]
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use devices::bus::{AccessSize, PortBus, PortIoDevice};
@@ -70,7 +71,10 @@ const PRINT: &[u8] = &[
 #[test]
 fn real_mode_guest_prints_and_halts() {
     if let Some(why) = skip() {
-        println!("SKIPPED: real_mode_guest_prints_and_halts: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: real_mode_guest_prints_and_halts: {why}"
+        );
         return;
     }
     let (reason, cap) = run_guest(PRINT, &NoInterrupts);
@@ -82,7 +86,10 @@ fn real_mode_guest_prints_and_halts() {
 #[test]
 fn hlt_with_interrupts_on_and_no_source_stops() {
     if let Some(why) = skip() {
-        println!("SKIPPED: hlt_with_interrupts_on_and_no_source_stops: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: hlt_with_interrupts_on_and_no_source_stops: {why}"
+        );
         return;
     }
     // sti; hlt
@@ -115,7 +122,10 @@ impl InterruptSource for OneShot {
 #[test]
 fn interrupt_is_injected_and_wakes_hlt() {
     if let Some(why) = skip() {
-        println!("SKIPPED: interrupt_is_injected_and_wakes_hlt: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: interrupt_is_injected_and_wakes_hlt: {why}"
+        );
         return;
     }
     // Real-mode IVT entry 0x20 (at 0x80) -> 0000:1100.

@@ -6,6 +6,7 @@
 
 #![cfg(target_os = "linux")]
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -60,7 +61,10 @@ fn bios_programmed_pit_ticks_through_the_pic() {
         .write(true)
         .open("/dev/kvm")
     {
-        println!("SKIPPED: bios_programmed_pit_ticks_through_the_pic: /dev/kvm: {e}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: bios_programmed_pit_ticks_through_the_pic: /dev/kvm: {e}"
+        );
         return;
     }
     let map = memory_map(16 * MB).unwrap();

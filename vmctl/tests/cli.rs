@@ -1,6 +1,7 @@
 //! vmctl as a user runs it: image creation checked with qemu-img, the
 //! command-line errors of the C vmctl, and requests against a real vmd.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -304,7 +305,10 @@ fn vmd_binary() -> PathBuf {
 fn requests_against_a_running_vmd() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: requests_against_a_running_vmd: vmd needs root");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: requests_against_a_running_vmd: vmd needs root"
+        );
         return;
     }
     let vmd = vmd_binary();

@@ -86,7 +86,10 @@ fn children_of(pid: u32) -> Vec<u32> {
 #[test]
 fn status_request_is_answered_and_garbage_is_refused() {
     if let Some(why) = skip() {
-        println!("SKIPPED: status_request_is_answered_and_garbage_is_refused: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: status_request_is_answered_and_garbage_is_refused: {why}"
+        );
         return;
     }
     let mut d = start("status");
@@ -180,7 +183,10 @@ fn status_request_is_answered_and_garbage_is_refused() {
 #[test]
 fn sigterm_stops_every_process() {
     if let Some(why) = skip() {
-        println!("SKIPPED: sigterm_stops_every_process: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: sigterm_stops_every_process: {why}"
+        );
         return;
     }
     let mut d = start("term");
@@ -208,7 +214,10 @@ fn sigterm_stops_every_process() {
 #[test]
 fn killing_a_child_stops_the_daemon() {
     if let Some(why) = skip() {
-        println!("SKIPPED: killing_a_child_stops_the_daemon: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: killing_a_child_stops_the_daemon: {why}"
+        );
         return;
     }
     let mut d = start("lost");

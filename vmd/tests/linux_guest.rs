@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn debian_linux_boots_from_vioblk_under_vmd() {
     if Path::new("/sys/module/kvm_pvm").exists() {
-        println!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: debian_linux_boots_from_vioblk_under_vmd: /dev/kvm is kvm_pvm, whose \
              instruction emulator cannot run syslinux or a Linux kernel"
         );
@@ -30,7 +32,10 @@ fn debian_linux_boots_from_vioblk_under_vmd() {
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: debian_linux_boots_from_vioblk_under_vmd: vmd needs root");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: debian_linux_boots_from_vioblk_under_vmd: vmd needs root"
+        );
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

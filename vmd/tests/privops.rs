@@ -4,6 +4,7 @@
 
 #![cfg(target_os = "linux")]
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
@@ -85,7 +86,10 @@ fn child_side() {
 fn priv_operations_in_a_network_namespace() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/net/tun").exists() {
-        println!("SKIPPED: priv_operations_in_a_network_namespace: needs root and /dev/net/tun");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: priv_operations_in_a_network_namespace: needs root and /dev/net/tun"
+        );
         return;
     }
     let ns = format!("vmdt-priv-{}", std::process::id());

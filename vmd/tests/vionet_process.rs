@@ -76,7 +76,10 @@ fn tap_rx_packets(ns: &str, ifname: &str) -> u64 {
 #[test]
 fn vionet_process_serves_dhcp_and_moves_frames_through_a_tap() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED: vionet_process_serves_dhcp_and_moves_frames_through_a_tap: {why}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: vionet_process_serves_dhcp_and_moves_frames_through_a_tap: {why}"
+        );
         return;
     }
     let pid = std::process::id();

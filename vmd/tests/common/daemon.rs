@@ -4,6 +4,7 @@
 //! the test is done.
 
 use std::io::Read;
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -204,7 +205,7 @@ pub fn root_and_kvm(test: &str) -> bool {
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: {test}: vmd needs root");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: vmd needs root");
         return false;
     }
     true
@@ -218,7 +219,7 @@ impl Netns {
     /// made.
     pub fn new(test: &str, tag: &str) -> Option<Netns> {
         if !Path::new("/dev/net/tun").exists() {
-            println!("SKIPPED: {test}: no /dev/net/tun");
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: no /dev/net/tun");
             return None;
         }
         let name = format!("vmdt-{tag}-{}", std::process::id());

@@ -5,6 +5,7 @@
 
 pub mod daemon;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,7 @@ pub fn skip_without_kvm(test: &str) -> bool {
     {
         Ok(_) => false,
         Err(e) => {
-            println!("SKIPPED: {test}: /dev/kvm: {e}");
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: /dev/kvm: {e}");
             true
         }
     }
