@@ -33,6 +33,10 @@ const MIN_READ: usize = 16 * 1024;
 /// The smallest fresh buffer taken while payloads hold the last one.
 const HELD_REFILL_MIN: usize = 1024;
 
+/// A buffer grown past this for a large message (a raised maxsize) is
+/// given back once that message is out of it.
+const KEEP_AT_MOST: usize = 1 << 20;
+
 /// The pure stream decoder behind [`crate::ImsgBuf`]; public so it can be
 /// fuzzed and reused over other transports.
 pub struct Reader {
@@ -88,14 +92,14 @@ impl Reader {
     /// loop does, costs nothing. The buffer starts over when the room left
     /// is small and some of it was taken, when it is full, when it is
     /// smaller than the full read size or than the message being
-    /// assembled needs, or when a payload handed out still holds it (see
-    /// [`Reader::restart`]).
+    /// assembled needs, when it grew for a large message that is gone, or
+    /// when a payload handed out still holds it (see [`Reader::restart`]).
     pub fn spare_mut(&mut self) -> &mut [u8] {
         let room = self.buf.len() - self.end;
         let cramped = room == 0 || (room < MIN_READ && self.pos > 0);
-        let too_small =
-            self.parsed + self.head_len > self.buf.len() || self.buf.len() < IBUF_READ_SIZE;
-        if cramped || too_small || Arc::strong_count(&self.buf) > 1 {
+        let needed = (self.parsed + self.head_len).max(IBUF_READ_SIZE);
+        let misfit = self.buf.len() < needed || self.buf.len() > needed.max(KEEP_AT_MOST);
+        if cramped || misfit || Arc::strong_count(&self.buf) > 1 {
             self.restart();
         }
         // Only this reader clones the buffer and all its clones were just
@@ -122,7 +126,8 @@ impl Reader {
         }
         let keep = self.end - self.pos;
         let full = IBUF_READ_SIZE.max(self.head_len);
-        if Arc::strong_count(&self.buf) == 1 && self.buf.len() >= full {
+        let fits = (full..=full.max(KEEP_AT_MOST)).contains(&self.buf.len());
+        if Arc::strong_count(&self.buf) == 1 && fits {
             Arc::make_mut(&mut self.buf).copy_within(self.pos..self.end, 0);
         } else {
             let size = if Arc::strong_count(&self.buf) == 1 {
@@ -583,6 +588,20 @@ mod tests {
             assert!(r.pop().is_some());
         }
         assert_eq!(r.buf.len(), IBUF_READ_SIZE);
+    }
+
+    #[test]
+    fn a_buffer_grown_for_a_huge_message_is_given_back() {
+        let huge = vec![3u8; 3 << 20];
+        let mut r = Reader::new(IMSG_HEADER_SIZE + huge.len());
+        for chunk in frame(1, &huge, false).chunks(60_000) {
+            r.ingest(chunk, None).unwrap();
+        }
+        assert!(r.buf.len() >= huge.len());
+        assert_eq!(r.pop().unwrap().data, huge);
+        r.ingest(&frame(2, b"next", false), None).unwrap();
+        assert_eq!(r.buf.len(), IBUF_READ_SIZE);
+        assert_eq!(r.pop().unwrap().data, b"next");
     }
 
     #[test]

@@ -37,6 +37,10 @@ const COMPACT_AT: usize = 64 * 1024;
 /// Bytes queued since the last write that make queueing write.
 const WRITE_AHEAD: usize = 256 * 1024;
 
+/// A queue buffer larger than this is freed once everything in it is
+/// sent; smaller ones are kept for the next messages.
+const KEEP_AT_MOST: usize = 4 << 20;
+
 /// Payloads from this size on are offered to the socket at compose time.
 const SEND_DIRECT_FROM: usize = 4096;
 
@@ -230,6 +234,10 @@ impl Writer {
             self.first = 0;
             self.queued = 0;
             self.write_at = WRITE_AHEAD;
+            if self.buf.len() > KEEP_AT_MOST {
+                // A burst is over: its memory goes back.
+                self.buf = Vec::new();
+            }
             return Ok(());
         }
         self.write_at = self.end + WRITE_AHEAD;
@@ -267,5 +275,51 @@ impl Writer {
         self.sent -= gone;
         self.write_at = self.write_at.saturating_sub(gone);
         self.first = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_burst_gives_its_memory_back() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut reader = crate::ImsgBuf::new(b);
+        let drain = std::thread::spawn(move || {
+            let mut n = 0;
+            while reader.read_one().unwrap().is_some() {
+                n += 1;
+            }
+            n
+        });
+        let mut w = Writer::new();
+        let payload = vec![7u8; 16000];
+        let hdr = ImsgHdr {
+            type_: 1,
+            len: (IMSG_HEADER_SIZE + payload.len()) as u32,
+            peerid: 0,
+            pid: 0,
+        };
+        // Far more than the socket holds, queued before any is sent.
+        for _ in 0..600 {
+            w.append(&hdr, &[&payload], false);
+        }
+        assert!(w.buf.len() > KEEP_AT_MOST);
+        while w.len() > 0 {
+            w.write_once(a.as_fd(), sys::SendMode::Wait).unwrap();
+        }
+        assert_eq!(w.buf.len(), 0);
+        // An ordinary batch keeps its buffer for the next one.
+        for _ in 0..10 {
+            w.append(&hdr, &[&payload], false);
+        }
+        while w.len() > 0 {
+            w.write_once(a.as_fd(), sys::SendMode::Wait).unwrap();
+        }
+        assert!(w.buf.len() >= 10 * hdr.len as usize);
+        drop(a);
+        assert_eq!(drain.join().unwrap(), 610);
     }
 }
