@@ -298,13 +298,13 @@ impl ImsgBuf {
     /// The next message: a buffered one if there is one, else reads until
     /// one is complete. `Ok(None)` is a clean EOF. On a non-blocking socket
     /// it waits for data.
-    ///
-    /// The message is taken from the buffer once, after the loop: taken
-    /// inside it, it was copied from slot to slot on its way out.
     #[inline(always)]
     pub fn read_one(&mut self) -> Result<Option<Imsg>> {
         self.check()?;
-        while !self.reader.has_message() {
+        loop {
+            if let Some(m) = self.reader.pop() {
+                return Ok(Some(m));
+            }
             match self.read()? {
                 ReadStatus::Data => {}
                 ReadStatus::Eof => return Ok(None),
@@ -314,7 +314,6 @@ impl ImsgBuf {
                 }
             }
         }
-        Ok(self.reader.pop())
     }
 }
 

@@ -35,18 +35,15 @@ impl Payload {
     /// hold the buffer.
     #[inline]
     pub(crate) fn shared(buf: &Arc<Vec<u8>>, start: usize, len: usize) -> Payload {
-        match (u32::try_from(start), u32::try_from(len)) {
-            _ if len == 0 => Payload(Repr::Heap(Vec::new())),
-            (Ok(start), Ok(len)) => Payload(Repr::Shared {
-                buf: Arc::clone(buf),
-                start,
-                len,
-            }),
-            _ => Payload::from_slice(
-                buf.get(start..start.saturating_add(len))
-                    .unwrap_or_default(),
-            ),
+        if len == 0 {
+            return Payload(Repr::Heap(Vec::new()));
         }
+        debug_assert!(start + len <= buf.len() && buf.len() <= u32::MAX as usize);
+        Payload(Repr::Shared {
+            buf: Arc::clone(buf),
+            start: start as u32,
+            len: len as u32,
+        })
     }
 
     pub fn from_slice(data: &[u8]) -> Payload {

@@ -268,10 +268,12 @@ impl Reader {
         let start = self.pos;
         let raw = self.buf.get(start..)?.first_chunk()?;
         let (hdr, _) = ImsgHdr::from_bytes(raw);
-        let at = self.base + start as u64;
-        let from = start + IMSG_HEADER_SIZE;
-        let len = hdr.len as usize - IMSG_HEADER_SIZE;
-        self.pos = from + len;
+        // Checked when the header came in: 16 <= len, and the message
+        // ends within the buffer, so none of this wraps.
+        let at = self.base.wrapping_add(start as u64);
+        let from = start.wrapping_add(IMSG_HEADER_SIZE);
+        let len = (hdr.len as usize).wrapping_sub(IMSG_HEADER_SIZE);
+        self.pos = from.wrapping_add(len);
         if self.pos == self.end {
             self.base += self.end as u64;
             self.pos = 0;
@@ -296,12 +298,6 @@ impl Reader {
             return self.taken.pop_front();
         }
         self.take_ready()
-    }
-
-    /// Whether [`Reader::pop`] has a message.
-    #[inline]
-    pub fn has_message(&self) -> bool {
-        self.pos < self.parsed || !self.taken.is_empty()
     }
 
     /// Checks that the stream may end here.
